@@ -96,13 +96,13 @@ def learner_frames(exc: BaseException) -> list[str]:
 
 def describe_crash(label: str, exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
-        what = f"your code called sys.exit({exc.code!r})"
+        what = f"it called sys.exit({exc.code!r})"
     else:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         what = f"{type(exc).__name__}: {_short(first_line, 300)}"
     frames = learner_frames(exc)
     where = "\n  where (innermost last):\n" + "\n".join(frames[-6:]) if frames else ""
-    return f"  sent: {label}\n  got:  the app raised {what} instead of answering{where}"
+    return f"Your app crashed instead of answering: {what}\n  sent: {label}{where}"
 
 
 class CheckClient(TestClient):

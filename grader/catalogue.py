@@ -1,0 +1,140 @@
+"""The course's chapters, their checks and mutants, read from each suite's TOML files.
+
+Order, titles and hints live in `grader/suites/chapter-N/chapter.toml`, not in code, so a
+chapter's author edits one file to add a check or reword a hint.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+SUITES = Path(__file__).resolve().parent / "suites"
+
+
+class UsageError(Exception):
+    """The command cannot run as asked (unknown chapter, missing folder); exit status 2."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    title: str
+    hint: str
+    explanation: str
+
+    @property
+    def test_name(self) -> str:
+        return "test_" + self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Edit:
+    file: str
+    find: str
+    replace: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    description: str
+    caught_by: tuple[str, ...]
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int
+    title: str
+    package: str
+    app_module: str
+    suite_dir: Path
+    checks: tuple[Check, ...] = field(repr=False)
+
+    @property
+    def slug(self) -> str:
+        return f"chapter-{self.number}"
+
+    def check(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise UsageError(f"{self.slug} has no check named {name!r}; `grader list` shows them.")
+
+    @cached_property
+    def mutants(self) -> tuple[Mutant, ...]:
+        path = self.suite_dir / "mutants.toml"
+        if not path.exists():
+            return ()
+        data = tomllib.loads(path.read_text())
+        return tuple(
+            Mutant(
+                name=item["name"],
+                description=item["description"],
+                caught_by=tuple(item["caught_by"]),
+                edits=tuple(Edit(**edit) for edit in item["edit"]),
+            )
+            for item in data.get("mutant", [])
+        )
+
+
+def load_chapter(suite_dir: Path) -> Chapter:
+    data = tomllib.loads((suite_dir / "chapter.toml").read_text())
+    number = int(suite_dir.name.removeprefix("chapter-"))
+    checks = tuple(
+        Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
+              explanation=item.get("explanation", "").strip())
+        for item in data["check"]
+    )
+    return Chapter(
+        number=number,
+        title=data["title"],
+        package=data["package"],
+        app_module=data["app_module"],
+        suite_dir=suite_dir,
+        checks=checks,
+    )
+
+
+def all_chapters() -> list[Chapter]:
+    dirs = [path for path in SUITES.glob("chapter-*") if (path / "chapter.toml").exists()]
+    return sorted((load_chapter(path) for path in dirs), key=lambda chapter: chapter.number)
+
+
+def find_chapter(name: str) -> Chapter:
+    """Accept `chapter-4`, `4` or `chapter4`."""
+    match = re.fullmatch(r"(?:chapter-?)?(\d+)", name.strip().lower())
+    chapters = all_chapters()
+    if match:
+        for chapter in chapters:
+            if chapter.number == int(match.group(1)):
+                return chapter
+    known = ", ".join(chapter.slug for chapter in chapters) or "none"
+    raise UsageError(f"There is no chapter {name!r}. Chapters with checks: {known}.")
+
+
+def course_root() -> Path | None:
+    """The clone this grader belongs to: the folder holding `exercises/` beside `grader/`."""
+    root = SUITES.parent.parent
+    return root if (root / "exercises").is_dir() else None
+
+
+def exercise_dir(chapter: Chapter) -> Path:
+    root = course_root()
+    if root is None:
+        raise UsageError(
+            "The grader is installed outside a clone of the course, so it cannot find "
+            f"exercises/{chapter.slug}. Pass the folder with --path."
+        )
+    return root / "exercises" / chapter.slug
+
+
+def solution_dir(chapter: Chapter) -> Path:
+    root = course_root()
+    if root is None:
+        raise UsageError("`grader verify` needs the course's clone (exercises/ and solutions/).")
+    return root / "solutions" / chapter.slug

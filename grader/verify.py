@@ -1,0 +1,115 @@
+"""`grader verify`: the course checks itself.
+
+For every chapter: the reference solution passes every check, every check fails on the
+starter (a check the starter passes asks nothing of the learner), and every mutant (a
+realistic wrong solution) fails each check that claims to catch it.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from grader.catalogue import Chapter, Mutant, exercise_dir, solution_dir
+from grader.runner import Limits, Runner, RunResult
+
+
+@dataclass
+class Job:
+    chapter: Chapter
+    kind: str  # solution, starter or mutant
+    folder: Path
+    mutant: Mutant | None = None
+
+    @property
+    def label(self) -> str:
+        what = f"mutant {self.mutant.name}" if self.mutant else self.kind
+        return f"{self.chapter.slug} {what}"
+
+
+def apply_mutant(solution: Path, mutant: Mutant, into: Path) -> Path:
+    """Copy the solution and apply the mutant's edits; each `find` must occur exactly once."""
+    target = into / mutant.name
+    shutil.copytree(solution, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for edit in mutant.edits:
+        path = target / edit.file
+        text = path.read_text()
+        count = text.count(edit.find)
+        if count != 1:
+            raise ValueError(
+                f"mutant {mutant.name}: the text to replace occurs {count} times in {edit.file} "
+                "(it must occur exactly once); update mutants.toml to match the solution"
+            )
+        path.write_text(text.replace(edit.find, edit.replace))
+    return target
+
+
+def suite_consistency(chapter: Chapter) -> list[str]:
+    """chapter.toml and test_checks.py must name the same checks."""
+    tree = ast.parse((chapter.suite_dir / "test_checks.py").read_text())
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    listed = {check.test_name for check in chapter.checks}
+    problems = [f"{chapter.slug}: {name} is in test_checks.py but not in chapter.toml" for name in defined - listed]
+    problems += [f"{chapter.slug}: chapter.toml lists {name}, which test_checks.py lacks" for name in listed - defined]
+    names = {check.name for check in chapter.checks}
+    for mutant in chapter.mutants:
+        problems += [f"{chapter.slug}: mutant {mutant.name} names an unknown check {name}"
+                     for name in mutant.caught_by if name not in names]
+    return problems
+
+
+def judge(job: Job, run: RunResult) -> list[str]:
+    status = {result.check.name: result for result in run.results}
+    if run.load_problem:
+        if job.kind == "starter":
+            return []
+        return [f"{job.label}: the app could not be loaded: {run.load_problem.splitlines()[0]}"]
+    if job.kind == "solution":
+        return [f"{job.label} fails {name}: {result.message.splitlines()[0] if result.message else result.status}"
+                for name, result in status.items() if not result.passed]
+    if job.kind == "starter":
+        return [f"{job.label} passes {name}: the check asks nothing of the learner"
+                for name, result in status.items() if result.passed]
+    assert job.mutant is not None
+    return [f"{job.label} is not caught by {name}: {job.mutant.description}"
+            for name in job.mutant.caught_by if status[name].passed]
+
+
+def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int = 2,
+           progress: Callable[[str], None] | None = None) -> list[str]:
+    """Run every job; return the problems found (an empty list means the course is sound)."""
+    stream = stream or sys.stdout
+    say = progress or (lambda line: print(line, file=stream, flush=True))
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="grader-verify-") as scratch:
+        jobs: list[Job] = []
+        for chapter in chapters:
+            problems += suite_consistency(chapter)
+            solution = solution_dir(chapter)
+            jobs.append(Job(chapter, "solution", solution))
+            jobs.append(Job(chapter, "starter", exercise_dir(chapter)))
+            for mutant in chapter.mutants:
+                try:
+                    jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))
+                except ValueError as exc:
+                    problems.append(str(exc))
+        total = len(jobs)
+
+        def run(job: Job) -> tuple[Job, RunResult]:
+            return job, Runner(job.chapter, job.folder, Limits()).run()
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for number, (job, result) in enumerate(pool.map(run, jobs), start=1):
+                found = judge(job, result)
+                problems += found
+                mark = "✔" if not found else "✘"
+                say(f"[{number:>2}/{total}] {mark} {job.label:<48} {result.passed}/{len(result.results)} "
+                    f"checks passed ({result.seconds:.1f} s)")
+    return problems
