@@ -62,6 +62,9 @@ def suite_consistency(chapter: Chapter) -> list[str]:
     for mutant in chapter.mutants:
         problems += [f"{chapter.slug}: mutant {mutant.name} names an unknown check {name}"
                      for name in mutant.caught_by if name not in names]
+    claimed = {name for mutant in chapter.mutants for name in mutant.caught_by}
+    problems += [f"{chapter.slug}: no mutant shows what {name} catches; add one to mutants.toml"
+                 for name in sorted(names - claimed)]
     return problems
 
 
