@@ -95,6 +95,8 @@ def learner_frames(exc: BaseException) -> list[str]:
 
 
 def describe_crash(label: str, exc: BaseException) -> str:
+    if isinstance(exc, AppExited):
+        exc = exc.original
     if isinstance(exc, SystemExit):
         what = f"it called sys.exit({exc.code!r})"
     else:
@@ -105,11 +107,33 @@ def describe_crash(label: str, exc: BaseException) -> str:
     return f"Your app crashed instead of answering: {what}\n  sent: {label}{where}"
 
 
+class AppExited(Exception):
+    """The app raised SystemExit or KeyboardInterrupt; carried as an ordinary exception."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+class _ExitGuard:
+    """ASGI wrapper: a SystemExit inside a handler would otherwise tear down the TestClient's
+    event loop and surface as a bare CancelledError with no trace of its cause."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise AppExited(exc) from exc
+
+
 class CheckClient(TestClient):
     """A TestClient that names each request to the grader and explains crashes."""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
-        super().__init__(app, raise_server_exceptions=True, **kwargs)
+        super().__init__(_ExitGuard(app), raise_server_exceptions=True, **kwargs)
 
     def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         query = kwargs.get("params")
