@@ -1,0 +1,49 @@
+"""The course as a whole: the self-test, the visible smoke tests, the notebooks, the book.
+
+Each runs as its own process, as a learner or CI would run it, and its output is shown when
+it fails.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
+
+
+def run(args, cwd=ROOT, timeout=1800):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    output = (result.stdout + result.stderr)[-6000:]
+    assert result.returncode == 0, f"{' '.join(map(str, args))} exited with {result.returncode}:\n{output}"
+    return result
+
+
+def test_grader_verify():
+    """Every solution passes every check, every check fails on its starter, every mutant is caught."""
+    result = run([sys.executable, "-m", "grader", "verify"])
+    assert "The course is sound" in result.stdout
+
+
+@pytest.mark.parametrize("folder", sorted((ROOT / "exercises").glob("chapter-*")) + sorted((ROOT / "solutions").glob("chapter-*")),
+                         ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_visible_smoke_test(folder, tmp_path):
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    result = run([sys.executable, "-B", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_smoke.py"], cwd=copy)
+    assert "1 passed" in result.stdout
+
+
+def test_notebooks_match_their_stored_outputs():
+    assert NOTEBOOKS, "no narrative notebooks found under book/"
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-sanitize-with", str(ROOT / "book" / "nbval-sanitize.cfg"), *map(str, NOTEBOOKS)])
+
+
+def test_book_builds_with_warnings_as_errors(tmp_path):
+    run([str(Path(sys.executable).with_name("jupyter-book")), "build", "--warningiserror", "--keep-going",
+         "--path-output", str(tmp_path), str(ROOT)])
+    assert (tmp_path / "_build" / "html" / "book" / "chapter-1" / "validation.html").exists()
