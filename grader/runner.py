@@ -103,10 +103,10 @@ def describe_exit(returncode: int, doing: str, log: Path) -> str:
             cause += " (it may have run out of memory: the grader caps it at 3 GiB)"
     else:
         cause = f"exited with status {returncode}"
-        cause += " — does your code call os._exit() or exit the process some other way?"
+    question = "" if returncode < 0 else " Does your code call os._exit(), or end the process some other way?"
     tail = _log_tail(log)
     output = f"\n  last output:\n{tail}" if tail else ""
-    return f"The process running your app {cause} while {doing}.{output}"
+    return f"The process running your app {cause} while {doing}.{question}{output}"
 
 
 class Runner:
