@@ -13,6 +13,9 @@ from functools import cached_property
 from pathlib import Path
 
 SUITES = Path(__file__).resolve().parent / "suites"
+#: Pristine copies of each exercise's starting code. `exercises/chapter-N` is the learner's
+#: working copy; these stay as published, for `grader verify` and for the book's notebooks.
+STARTERS = Path(__file__).resolve().parent / "starters"
 
 
 class UsageError(Exception):
@@ -138,3 +141,7 @@ def solution_dir(chapter: Chapter) -> Path:
     if root is None:
         raise UsageError("`grader verify` needs the course's clone (exercises/ and solutions/).")
     return root / "solutions" / chapter.slug
+
+
+def starter_dir(chapter: Chapter) -> Path:
+    return STARTERS / chapter.slug

@@ -52,6 +52,8 @@ def _learner_dir(chapter, path: Path | None) -> Path:
     if not folder.is_dir():
         raise UsageError(f"There is no folder {folder}.")
     main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")
+    if not main.is_file() and folder.name == chapter.package and (folder / main.name).is_file():
+        raise UsageError(f"{folder} is the {chapter.package!r} package itself; give its parent: --path {folder.parent}")
     if not main.is_file():
         restore = f" `git checkout -- exercises/{chapter.slug}` restores the starter." if path is None else ""
         raise UsageError(
@@ -75,7 +77,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     run = runner.run()
     if run.load_problem:
         report.load_problem(chapter, run.load_problem)
-    report.summary(run)
+    again = f"grader check {chapter.slug}" + (f" --path {args.path}" if args.path else "")
+    report.summary(run, again)
     if args.json:
         write_json(run, args.json)
     if args.junit:

@@ -185,10 +185,18 @@ def expect_fields(body: Any, exactly: Iterable[str], response: httpx.Response, w
 
 
 def expect_equal(actual: Any, expected: Any, what: str, response: httpx.Response) -> None:
-    if actual != expected:
-        raise CheckFailed(
-            f"Expected {what} to be {_as_json_text(expected)}, got {_as_json_text(actual)}.\n{exchange(response)}"
-        )
+    if actual == expected:
+        return
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        lines = [
+            f"    {key}: expected {_as_json_text(expected.get(key))}, got {_as_json_text(actual.get(key))}"
+            for key in expected
+            if actual.get(key) != expected.get(key)
+        ]
+        raise CheckFailed(f"Unexpected values in {what}:\n" + "\n".join(lines) + f"\n{exchange(response)}")
+    raise CheckFailed(
+        f"Expected {what} to be {_as_json_text(expected)}, got {_as_json_text(actual)}.\n{exchange(response)}"
+    )
 
 
 def error_locations(body: Any) -> list[tuple[Any, ...]]:

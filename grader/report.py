@@ -76,7 +76,7 @@ class ConsoleReport:
             self._print("  " + line)
         self._print()
 
-    def summary(self, run: RunResult) -> None:
+    def summary(self, run: RunResult, command: str | None = None) -> None:
         total = len(run.chapter.checks)
         counts = {status: sum(r.status == status for r in run.results)
                   for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
@@ -88,7 +88,8 @@ class ConsoleReport:
         if run.all_passed:
             self._print(f"Chapter {run.chapter.number} is done. Well done!")
         elif run.load_problem is None:
-            self._print(f"Fix the first failing check, then run `grader check {run.chapter.slug}` again.")
+            again = command or f"grader check {run.chapter.slug}"
+            self._print(f"Fix the first failing check, then run `{again}` again.")
 
 
 def as_json(run: RunResult) -> dict:

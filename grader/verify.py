@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from grader.catalogue import Chapter, Mutant, exercise_dir, solution_dir
+from grader.catalogue import Chapter, Mutant, solution_dir, starter_dir
 from grader.runner import Limits, Runner, RunResult
 
 
@@ -97,7 +97,7 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int =
             problems += suite_consistency(chapter)
             solution = solution_dir(chapter)
             jobs.append(Job(chapter, "solution", solution))
-            jobs.append(Job(chapter, "starter", exercise_dir(chapter)))
+            jobs.append(Job(chapter, "starter", starter_dir(chapter)))
             for mutant in chapter.mutants:
                 try:
                     jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))

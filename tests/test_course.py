@@ -43,7 +43,31 @@ def test_notebooks_match_their_stored_outputs():
          "--nbval-sanitize-with", str(ROOT / "book" / "nbval-sanitize.cfg"), *map(str, NOTEBOOKS)])
 
 
-def test_book_builds_with_warnings_as_errors(tmp_path):
+def find_chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.fail("The browser check needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu).")
+
+
+def rendered_text(page: Path, tmp_path: Path) -> str:
+    """The page's DOM after a real browser has loaded it (scripts and styles included)."""
+    result = run([find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
+                  "--dump-dom", page.as_uri()], timeout=120)
+    return result.stdout
+
+
+def test_book_builds_with_warnings_as_errors_and_shows_executed_outputs(tmp_path):
     run([str(Path(sys.executable).with_name("jupyter-book")), "build", "--warningiserror", "--keep-going",
          "--path-output", str(tmp_path), str(ROOT)])
-    assert (tmp_path / "_build" / "html" / "book" / "chapter-1" / "validation.html").exists()
+    html = tmp_path / "_build" / "html"
+    walkthrough = rendered_text(html / "book" / "chapter-1" / "validation.html", tmp_path)
+    assert walkthrough.count('class="cell_output') >= 10, "the walk-through shows too few executed outputs"
+    assert "string_too_short" in walkthrough  # a 422 body, as the executed cell printed it
+    assert "Exercise" in walkthrough  # the navigation leads on to the exercise
+    starting = rendered_text(html / "book" / "starting-api.html", tmp_path)
+    assert "hashed_password" in starting and "cell_output" in starting
+    exercise = rendered_text(html / "exercises" / "chapter-1" / "README.html", tmp_path)
+    assert "Task 5: listing tasks" in exercise

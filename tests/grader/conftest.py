@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.catalogue import find_chapter, solution_dir
+from grader.catalogue import find_chapter, solution_dir, starter_dir
 from grader.runner import Limits, Runner
 
 CHAPTER = find_chapter("chapter-1")
 SOLUTION = solution_dir(CHAPTER)
-STARTER = SOLUTION.parent.parent / "exercises" / "chapter-1"
+STARTER = starter_dir(CHAPTER)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -109,20 +109,6 @@ def test_create_user_duplicate_email_conflicts(client):
         raise CheckFailed(f"Expected a body like {{\"detail\": \"...\"}} explaining the conflict.\n{exchange(response)}")
 
 
-def test_missing_resources_return_404(client):
-    project = project_with_owner(client)
-    for method, url, payload in [
-        ("GET", "/users/999", None),
-        ("GET", "/projects/999", None),
-        ("GET", "/tasks/999", None),
-        ("PATCH", "/tasks/999", {"status": "done"}),
-        ("POST", "/projects/999/tasks", {"title": "Orphan"}),
-        ("POST", "/projects", {"name": "No owner", "owner_id": 999}),
-    ]:
-        expect_status(client.request(method, url, json=payload), 404, "nothing has that id")
-    expect_status(client.get(f"/projects/{project['id']}"), 200, "this project exists")
-
-
 # --- Task 2: projects ------------------------------------------------------------------
 
 
@@ -194,6 +180,9 @@ def test_create_task_rejects_past_due_date(client):
     response = client.post(url, json={"title": "Today", "due_date": today})
     body = expect_status(response, 201, "a due date of today is allowed")
     expect_equal(body["due_date"], today, "due_date", response)
+    response = client.post(url, json={"title": "Some day", "due_date": None})
+    body = expect_status(response, 201, "due_date is optional, so null is allowed")
+    expect_equal(body["due_date"], None, "due_date", response)
 
 
 # --- Task 4: partial updates -----------------------------------------------------------
@@ -209,9 +198,10 @@ def test_update_task_changes_only_given_fields(client):
                 "due_date": due, "status": "done"}
     expect_equal({key: body.get(key) for key in expected}, expected,
                  "the task after changing only its status (fields not sent must keep their values)", response)
-    response = client.patch(f"/tasks/{task['id']}", json={"description": None})
-    body = expect_status(response, 200, "description may be cleared with null")
-    expect_equal(body.get("description"), None, "description after sending null", response)
+    response = client.patch(f"/tasks/{task['id']}", json={"description": None, "due_date": None})
+    body = expect_status(response, 200, "description and due_date may be cleared with null")
+    expect_equal({key: body.get(key) for key in ("description", "due_date")},
+                 {"description": None, "due_date": None}, "the fields after sending null", response)
     response = client.get(f"/tasks/{task['id']}")
     expect_equal(body_of(response).get("priority"), 4, "the stored priority after two updates without it", response)
 
@@ -225,12 +215,31 @@ def test_update_task_validates_values(client):
         ({"status": "blocked"}, ("body", "status"), "status is one of todo, in_progress, done"),
         ({"title": None}, ("body", "title"), "a task's title can be changed but not removed"),
         ({"title": "  "}, ("body", "title"), "a title of only spaces"),
+        ({"assignee_id": 0}, ("body", "assignee_id"), "an assignee id is a positive integer"),
+        ({"due_date": "2001-01-01"}, ("body", "due_date"), "a due date in the past, in an update too"),
         ({"project_id": 2}, ("body", "project_id"), "a task cannot be moved by PATCH: unknown fields are refused"),
     ]
     for payload, loc, why in cases:
         expect_rejected(client.patch(url, json=payload), loc, why)
     response = client.get(url)
     expect_equal(body_of(response).get("title"), task["title"], "the title after the refused updates", response)
+
+
+def test_missing_resources_return_404(client):
+    project = project_with_owner(client)
+    task = new_task(client, project["id"])
+    for method, url, payload, why in [
+        ("GET", "/users/999", None, "no user has id 999"),
+        ("GET", "/projects/999", None, "no project has id 999"),
+        ("GET", "/tasks/999", None, "no task has id 999"),
+        ("PATCH", "/tasks/999", {"status": "done"}, "no task has id 999"),
+        ("POST", "/projects/999/tasks", {"title": "Orphan"}, "no project has id 999"),
+        ("GET", "/projects/999/tasks", None, "no project has id 999"),
+        ("POST", "/projects", {"name": "No owner", "owner_id": 999}, "owner_id 999 names no user"),
+    ]:
+        expect_status(client.request(method, url, json=payload), 404, why)
+    expect_status(client.get(f"/projects/{project['id']}"), 200, "this project exists")
+    expect_status(client.get(f"/tasks/{task['id']}"), 200, "this task exists")
 
 
 # --- Task 5: query parameters and documented responses ---------------------------------

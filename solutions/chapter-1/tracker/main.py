@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import ForeignKey, String, create_engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -76,9 +76,17 @@ Base.metadata.create_all(engine)
 
 # --- Schemas: what a client may send, and what it may see --------------------------
 
+def not_in_the_past(value: date) -> date:
+    if value < date.today():
+        raise ValueError("due_date must be today or later")
+    return value
+
+
+# Field types shared by TaskCreate and TaskUpdate, so both apply the same rules.
 TaskStatus = Literal["todo", "in_progress", "done"]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=1, le=5)]
+DueDate = Annotated[date, AfterValidator(not_in_the_past)]
 
 
 class InputModel(BaseModel):
@@ -128,15 +136,8 @@ class TaskCreate(InputModel):
     description: str | None = Field(default=None, max_length=2000)
     status: TaskStatus = "todo"
     priority: Priority = 3
-    due_date: date | None = None
+    due_date: DueDate | None = None
     assignee_id: int | None = Field(default=None, gt=0)
-
-    @field_validator("due_date")
-    @classmethod
-    def due_date_not_in_the_past(cls, value: date | None) -> date | None:
-        if value is not None and value < date.today():
-            raise ValueError("due_date must be today or later")
-        return value
 
 
 # Every field optional: a PATCH names only what it changes. Sending null is allowed
@@ -146,7 +147,7 @@ class TaskUpdate(InputModel):
     description: str | None = Field(default=None, max_length=2000)
     status: TaskStatus | None = None
     priority: Priority | None = None
-    due_date: date | None = None
+    due_date: DueDate | None = None
     assignee_id: int | None = Field(default=None, gt=0)
 
     @field_validator("title", "status", "priority")
@@ -267,6 +268,10 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ):
     session = SessionLocal()
+    if session.get(Project, project_id) is None:
+        session.close()
+        # The query parameter `status` hides the `status` module inside this function.
+        raise HTTPException(404, "Project not found")
     query = select(Task).where(Task.project_id == project_id)
     if status is not None:
         query = query.where(Task.status == status)
