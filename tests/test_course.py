@@ -37,6 +37,21 @@ def test_visible_smoke_test(folder, tmp_path):
     assert "1 passed" in result.stdout
 
 
+@pytest.mark.parametrize("folder", sorted((ROOT / "exercises").glob("chapter-*")), ids=lambda path: path.name)
+def test_exercise_folder_matches_its_pristine_starter(folder):
+    """On a fresh clone each exercise is exactly the starter the grader keeps."""
+    starter = ROOT / "grader" / "starters" / folder.name
+
+    def files(base):
+        return {path.relative_to(base): path.read_bytes() for path in base.rglob("*")
+                if path.is_file() and "__pycache__" not in path.parts}
+
+    assert files(folder) == files(starter), (
+        f"{folder.relative_to(ROOT)} differs from {starter.relative_to(ROOT)}. On a fresh clone they are "
+        "identical; if you changed the starter on purpose, copy it to both places."
+    )
+
+
 def test_notebooks_match_their_stored_outputs():
     assert NOTEBOOKS, "no narrative notebooks found under book/"
     run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
