@@ -4,6 +4,7 @@ Each runs as its own process, as a learner or CI would run it, and its output is
 it fails.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,22 @@ def test_book_builds_with_warnings_as_errors_and_shows_executed_outputs(tmp_path
     assert "hashed_password" in starting and "cell_output" in starting
     exercise = rendered_text(html / "exercises" / "chapter-1" / "README.html", tmp_path)
     assert "Task 5: listing tasks" in exercise
+
+
+CHECK_LINE = re.compile(r"^ [✔✘!⏱·] ([a-z0-9-]+) +(.+)$")
+
+
+def test_grader_output_shown_in_the_book_matches_the_checks():
+    """Sample `grader check` output pasted in a page must name real checks, in their order."""
+    sys.path.insert(0, str(ROOT))
+    from grader.catalogue import all_chapters
+
+    titles = {check.name: check.title for chapter in all_chapters() for check in chapter.checks}
+    order = [check.name for chapter in all_chapters() for check in chapter.checks]
+    pages = [*ROOT.joinpath("book").rglob("*.md"), *ROOT.joinpath("exercises").glob("*/README.md")]
+    for page in pages:
+        shown = [CHECK_LINE.match(line) for line in page.read_text().splitlines()]
+        names = [match.group(1) for match in shown if match]
+        for match in filter(None, shown):
+            assert titles.get(match.group(1)) == match.group(2).strip(), f"{page.name}: stale line {match.group(0)!r}"
+        assert names == sorted(names, key=order.index), f"{page.name}: checks shown out of order"
