@@ -77,6 +77,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     run = runner.run()
     if run.load_problem:
         report.load_problem(chapter, run.load_problem)
+    if run.integrity_problem:
+        report.integrity_problem(run.integrity_problem)
     again = f"grader check {chapter.slug}" + (f" --path {args.path}" if args.path else "")
     report.summary(run, again)
     if args.json:

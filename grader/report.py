@@ -76,6 +76,12 @@ class ConsoleReport:
             self._print("  " + line)
         self._print()
 
+    def integrity_problem(self, message: str) -> None:
+        self._print(self._paint("This run cannot be trusted, so it earns no score.", "31;1"))
+        for line in message.splitlines():
+            self._print("  " + line)
+        self._print()
+
     def summary(self, run: RunResult, command: str | None = None) -> None:
         total = len(run.chapter.checks)
         counts = {status: sum(r.status == status for r in run.results)

@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import manifest
 from grader.catalogue import Chapter, Check
 
 PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN = "passed", "failed", "error", "timeout", "not-run"
@@ -55,6 +58,7 @@ class RunResult:
     learner_dir: Path
     results: list[CheckResult]
     load_problem: str | None = None
+    integrity_problem: str | None = None  # the checks or the grader were tampered with
     seconds: float = 0.0
     workers: int = 0
 
@@ -64,7 +68,12 @@ class RunResult:
 
     @property
     def all_passed(self) -> bool:
-        return self.load_problem is None and self.passed == len(self.chapter.checks)
+        return (self.load_problem is None and self.integrity_problem is None
+                and self.passed == len(self.chapter.checks))
+
+
+class _ProtocolViolation(Exception):
+    """The worker's events broke the protocol: someone other than the grader wrote them."""
 
 
 @dataclass
@@ -75,6 +84,46 @@ class _WorkerState:
     phase_started: float = field(default_factory=time.monotonic)
     request_started: float = 0.0
     completed: set[str] = field(default_factory=set)
+
+
+_LIVE_WORKERS: set[int] = set()  # pids of workers running now, in any thread of this process
+_WORKERS_LOCK = threading.Lock()  # a worker being started is registered before anyone scans
+
+
+def become_subreaper() -> None:
+    """Make this process adopt the orphans of its workers (Linux), so none can escape the kill."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_orphans() -> None:
+    """Kill and reap processes a worker left behind that were re-parented to us.
+
+    A learner's code may start processes in a new session (out of the worker's process
+    group); as our adopted children they are found here and ended.
+    """
+    with _WORKERS_LOCK:
+        _kill_orphans_locked(os.getpid())
+
+
+def _kill_orphans_locked(me: int) -> None:
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, parent = int(entry.name), int(fields[1])
+        if parent == me and pid not in _LIVE_WORKERS:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 
 def _signal_name(returncode: int) -> str:
@@ -123,6 +172,7 @@ class Runner:
         self.learner_dir = learner_dir.resolve()
         self.limits = limits or Limits()
         self.on_result = on_result or (lambda result: None)
+        become_subreaper()
 
     def run(self, only: list[Check] | None = None) -> RunResult:
         started = time.monotonic()
@@ -130,21 +180,50 @@ class Runner:
         outcome = RunResult(self.chapter, self.learner_dir, [])
         done: dict[str, CheckResult] = {}
         with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-            while pending and outcome.load_problem is None:
+            suite = self._private_suite(Path(scratch), outcome)
+            while pending and outcome.load_problem is None and outcome.integrity_problem is None:
                 outcome.workers += 1
                 before = len(done)
-                for result in self._run_worker(pending, Path(scratch), outcome):
+                for result in self._run_worker(pending, Path(scratch), suite, outcome):
                     done[result.check.name] = result
                     self.on_result(result)
-                if len(done) == before and outcome.load_problem is None:
+                if len(done) == before and outcome.load_problem is None and outcome.integrity_problem is None:
                     tail = _log_tail(Path(scratch) / f"worker-{outcome.workers}.log")
                     outcome.load_problem = f"The checks could not be started.\n{tail}"
                 pending = [check for check in pending if check.name not in done]
-        for check in pending:  # only when the app could not be loaded
-            done[check.name] = CheckResult(check, NOT_RUN, "Not run: your app could not be loaded (see above).")
+            changed = manifest.differences(suite, f"suites/{self.chapter.slug}/")
+            if changed and outcome.integrity_problem is None:
+                outcome.integrity_problem = (
+                    "The hidden checks were changed while they ran (" + "; ".join(changed[:3]) + ")."
+                )
+        for check in pending:  # only when the app could not be loaded, or the checks are not intact
+            why = "the checks are not intact" if outcome.integrity_problem else "your app could not be loaded"
+            done[check.name] = CheckResult(check, NOT_RUN, f"Not run: {why} (see above).")
+        if outcome.integrity_problem:
+            done = {name: CheckResult(result.check, ERROR if result.status != NOT_RUN else NOT_RUN,
+                                      "Void: " + outcome.integrity_problem)
+                    for name, result in done.items()}
         outcome.results = [done[check.name] for check in (only or self.chapter.checks)]
         outcome.seconds = time.monotonic() - started
         return outcome
+
+    def _private_suite(self, scratch: Path, outcome: RunResult) -> Path:
+        """Copy the hidden suite out of the clone and check it against the manifest.
+
+        The worker runs the copy, and the copy is checked again afterwards, so a learner's
+        code that rewrites the checks (on disk, in the clone or in the copy) is caught.
+        """
+        copy = scratch / "suite"
+        shutil.copytree(self.chapter.suite_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        changed = manifest.differences(copy, f"suites/{self.chapter.slug}/")
+        if changed:
+            outcome.integrity_problem = (
+                f"The hidden checks of {self.chapter.slug} differ from the grader's manifest "
+                f"({'; '.join(changed[:3])}), so a grade from them could not be trusted. Restore them "
+                "with `git checkout -- grader/` (course maintainers who changed them on purpose: "
+                "`python -m grader.manifest --update`)."
+            )
+        return copy
 
     # -- one worker's life ---------------------------------------------------------------
 
@@ -160,7 +239,12 @@ class Runner:
         )
         return env
 
-    def _run_worker(self, pending: list[Check], scratch: Path, outcome: RunResult):
+    @staticmethod
+    def _scratch_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
+        # tempfile and friends write into the worker's own folder, removed after the run.
+        return {**env, "TMPDIR": str(workdir), "TEMP": str(workdir), "TMP": str(workdir)}
+
+    def _run_worker(self, pending: list[Check], scratch: Path, suite: Path, outcome: RunResult):
         """Run `pending` in one worker; yield results as they arrive."""
         workdir = Path(tempfile.mkdtemp(dir=scratch, prefix="work-"))
         log = scratch / f"worker-{outcome.workers}.log"
@@ -168,24 +252,25 @@ class Runner:
         read_fd, write_fd = os.pipe()
         spec = {
             "learner_dir": str(self.learner_dir),
-            "suite_dir": str(self.chapter.suite_dir),
+            "suite_dir": str(suite),
             "test_file": "test_checks.py",
             "app_module": self.chapter.app_module,
             "package": self.chapter.package,
             "tests": [check.test_name for check in pending],
             "event_fd": write_fd,
         }
-        with log.open("wb") as log_handle:
+        with log.open("wb") as log_handle, _WORKERS_LOCK:
             process = subprocess.Popen(
                 [sys.executable, "-B", "-m", "grader.worker", json.dumps(spec)],
                 cwd=workdir,
-                env=self._environment(),
+                env=self._scratch_env(self._environment(), workdir),
                 stdin=subprocess.DEVNULL,
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 start_new_session=True,
             )
+            _LIVE_WORKERS.add(process.pid)
         os.close(write_fd)
         state = _WorkerState()
         buffer = b""
@@ -206,7 +291,14 @@ class Runner:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    result = self._handle(json.loads(line), state, by_name, outcome)
+                    try:
+                        result = self._handle(json.loads(line), state, by_name, outcome)
+                    except (ValueError, _ProtocolViolation) as exc:
+                        outcome.integrity_problem = (
+                            f"The grader's channel from your app's process was tampered with ({exc}), "
+                            "so none of this run's results can be trusted."
+                        )
+                        return
                     if result is not None:
                         yield result
         finally:
@@ -223,9 +315,33 @@ class Runner:
             return (request_left, "request") if request_left <= check_left else (check_left, "check")
         return state.phase_started + self.limits.check - now, "check"
 
+    # Which events may follow which: anything else means the channel was forged.
+    _ALLOWED = {
+        "loading": {"starting"},
+        "loaded": {"loading"},
+        "load-error": {"loading"},
+        "start": {"between"},
+        "request": {"check"},
+        "result": {"check"},
+        "finished": {"between"},
+        "tampered": {"loading", "between", "check"},
+    }
+
+    def _validate(self, event: object, state: _WorkerState, by_name: dict[str, Check]) -> None:
+        if not isinstance(event, dict) or state.phase not in self._ALLOWED.get(event.get("event"), ()):
+            raise _ProtocolViolation(f"an unexpected message {str(event)[:120]!r} while {state.phase}")
+        kind = event["event"]
+        if kind == "start" and (event.get("check") not in by_name or event["check"] in state.completed):
+            raise _ProtocolViolation(f"a second start of the check {event.get('check')!r}")
+        if kind == "result" and event.get("check") != state.check:
+            raise _ProtocolViolation(f"a result for {event.get('check')!r} while {state.check!r} was running")
+
     def _handle(self, event: dict, state: _WorkerState, by_name: dict[str, Check], outcome: RunResult):
+        self._validate(event, state, by_name)
         kind = event["event"]
         now = time.monotonic()
+        if kind == "tampered":
+            raise _ProtocolViolation(event.get("message", "the worker reported tampering"))
         if kind == "loading":
             state.phase, state.phase_started = "loading", now
         elif kind == "loaded":
@@ -291,3 +407,5 @@ class Runner:
         except (ProcessLookupError, PermissionError):
             pass
         process.wait()
+        _LIVE_WORKERS.discard(process.pid)
+        kill_orphans()

@@ -39,6 +39,83 @@ class Channel:
             data = data[written:]
 
 
+GUARDED_MODULES = (
+    "grader.harness", "grader.worker", "_pytest.runner", "_pytest.reports", "_pytest.python",
+    "_pytest.main", "_pytest.fixtures", "_pytest.outcomes", "pluggy._callers", "pluggy._hooks",
+    "pluggy._manager", "builtins", "json", "os",
+)
+
+
+def snapshot() -> dict[str, int]:
+    """The identity of every function and class member the grading depends on.
+
+    Compared after the learner's code has run: a learner's module that monkeypatches the
+    grader, pytest or pluggy (to force a pass) changes an identity here.
+    """
+    def behaviour(value: object) -> bool:  # code, not state such as pytest's own flags
+        return callable(value) or isinstance(value, (property, staticmethod, classmethod))
+
+    table: dict[str, int] = {}
+    for name in GUARDED_MODULES:
+        module = importlib.import_module(name)
+        for attribute, value in vars(module).items():
+            if not behaviour(value):
+                continue
+            table[f"{name}.{attribute}"] = id(value)
+            if isinstance(value, type) and value.__module__ == name:
+                for member_name, member in vars(value).items():
+                    if behaviour(member):
+                        table[f"{name}.{attribute}.{member_name}"] = id(member)
+    return table
+
+
+def changed_since(before: dict[str, int]) -> list[str]:
+    after = snapshot()
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+def block_network() -> None:
+    """Refuse connections beyond this machine: checks must not depend on, or reach, the network."""
+    import ipaddress
+    import socket
+
+    def local(host: object) -> bool:
+        if not isinstance(host, str) or host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def refuse(host: object, port: object = "") -> OSError:
+        return ConnectionRefusedError(
+            f"the grader blocks network access while checking ({host}:{port}); checks run offline"
+        )
+
+    real_connect, real_connect_ex, real_getaddrinfo = (
+        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo)
+
+    def connect(self, address):  # type: ignore[no-untyped-def]
+        if isinstance(address, tuple) and not local(address[0]):
+            raise refuse(*address[:2])
+        return real_connect(self, address)
+
+    def connect_ex(self, address):  # type: ignore[no-untyped-def]
+        if isinstance(address, tuple) and not local(address[0]):
+            return 111  # ECONNREFUSED
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host is not None and not local(host if isinstance(host, str) else host.decode()):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise socket.gaierror(socket.EAI_NONAME, f"{host}: name lookups are blocked while checking") from None
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+
+
 def cap_resources() -> None:
     for limit, value in [(resource.RLIMIT_AS, MEMORY_LIMIT), (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT)]:
         soft, hard = resource.getrlimit(limit)
@@ -106,7 +183,13 @@ class EventPlugin:
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self.guarded: dict[str, int] = {}
         self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        # pytest itself rebinds a few members while it configures (legacy path properties),
+        # so the baseline for the checks is taken once it is ready, before any check runs.
+        self.guarded = snapshot()
 
     @staticmethod
     def _name(nodeid: str) -> str:
@@ -134,6 +217,11 @@ class EventPlugin:
             outcome["status"], outcome["message"] = "error", "The check was skipped, which no check should be."
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        changed = changed_since(self.guarded)
+        if changed:
+            self.channel.send("tampered", message="your code replaced parts of the grader or pytest: "
+                              + ", ".join(changed[:4]))
+            os._exit(0)
         outcome = self.outcomes.get(nodeid, {"status": "error", "message": "No outcome recorded.", "duration": 0.0})
         self.channel.send("result", check=self._name(nodeid), **outcome)
 
@@ -169,14 +257,21 @@ def pytest_args(spec: dict[str, Any]) -> list[str]:
     ]
 
 
-def main() -> None:
-    spec = json.loads(sys.argv[1])
+def run(spec: dict[str, Any]) -> None:
+    """Everything after the heavy imports: shared by a fresh worker and a forked warm one."""
     channel = Channel(spec["event_fd"])
     cap_resources()
     sys.dont_write_bytecode = True
     import grader.harness as harness
 
+    block_network()
+    guarded = snapshot()
     if not load_app(spec, channel):
+        os._exit(0)
+    changed = changed_since(guarded)
+    if changed:
+        channel.send("tampered", message="importing your app replaced parts of the grader or pytest: "
+                     + ", ".join(changed[:4]))
         os._exit(0)
     harness.request_listeners.append(lambda label: channel.send("request", label=label))
     pytest.main(pytest_args(spec), plugins=[EventPlugin(channel)])
@@ -185,6 +280,10 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def main() -> None:
+    run(json.loads(sys.argv[1]))
 
 
 if __name__ == "__main__":

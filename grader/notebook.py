@@ -1,0 +1,231 @@
+"""Grading from a Jupyter cell: `check()` and the `%grader` magic, for Binder and JupyterLab.
+
+    %load_ext grader.notebook
+    %grader check chapter-1
+
+The result renders as an HTML table in a notebook and as the console report in a terminal.
+A usage mistake (an unknown chapter, a missing folder) renders as a short message instead of
+a traceback, because in a notebook a traceback buries the one line that matters.
+
+IPython is imported only inside the magic, so this module imports without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import io
+import shlex
+from pathlib import Path
+
+from grader.catalogue import Chapter, UsageError, exercise_dir, find_chapter
+from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, Limits, RunResult, Runner
+
+_MARKS = {PASSED: "✔", FAILED: "✘", ERROR: "!", TIMEOUT: "⏱", NOT_RUN: "·"}
+# White text on these backgrounds has a contrast ratio of at least 4.5:1 (WCAG AA), and a
+# badge reads the same on JupyterLab's light and dark themes, unlike coloured text.
+_BADGE_COLOURS = {PASSED: "#1a7f37", FAILED: "#c62828", ERROR: "#c62828", TIMEOUT: "#8a5a00",
+                  NOT_RUN: "#57606a"}
+_CELL = "text-align:left;vertical-align:top;padding:4px 8px;"  # JupyterLab right-aligns cells
+_PRE = ("white-space:pre-wrap;word-break:break-word;margin:4px 0;padding:6px 8px;"
+        "background:rgba(127,127,127,0.12);border-radius:4px;font-size:0.9em;")
+_PROBLEM = "border-left:4px solid #c62828;padding:4px 12px;margin:8px 0;"
+
+
+def learner_folder(chapter: Chapter, path: str | Path | None) -> Path:
+    """The folder to grade, checked as `grader check` checks it (mirrors `cli._learner_dir`)."""
+    folder = (Path(path) if path is not None else exercise_dir(chapter)).expanduser().resolve()
+    if not folder.is_dir():
+        raise UsageError(f"There is no folder {folder}.")
+    main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")
+    if not main.is_file() and folder.name == chapter.package and (folder / main.name).is_file():
+        raise UsageError(f"{folder} is the {chapter.package!r} package itself; give its parent: {folder.parent}")
+    if not main.is_file():
+        restore = f" `git checkout -- exercises/{chapter.slug}` restores the starter." if path is None else ""
+        raise UsageError(
+            f"{main} is missing. The folder must hold the {chapter.package!r} package of this chapter's exercise."
+            + restore
+        )
+    return folder
+
+
+class NotebookResult:
+    """A grading run (or the usage error that stopped it), displayable in a notebook."""
+
+    def __init__(self, run: RunResult | None = None, error: str | None = None, command: str | None = None) -> None:
+        self.run = run
+        self.error = error
+        self.command = command  # what to run again, shown under a score that is not full
+
+    @property
+    def all_passed(self) -> bool:
+        return self.run is not None and self.run.all_passed
+
+    # -- plain text ----------------------------------------------------------------------
+
+    def text(self) -> str:
+        """The console report, without colour: what `grader check` would have printed."""
+        if self.run is None:
+            return f"grader: {self.error}"
+        from grader.report import ConsoleReport
+
+        out = io.StringIO()
+        report = ConsoleReport(out, colour=False)
+        report.start(self.run.chapter, self.run.learner_dir)
+        for result in self.run.results:
+            report.result(result)
+        if self.run.load_problem:
+            report.load_problem(self.run.chapter, self.run.load_problem)
+        integrity = getattr(self.run, "integrity_problem", None)
+        if integrity:
+            out.write(f"{_UNTRUSTED}\n" + "".join(f"  {line}\n" for line in integrity.splitlines()) + "\n")
+        report.summary(self.run, self.command)
+        return out.getvalue().rstrip("\n")
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.text())
+
+    # -- HTML ----------------------------------------------------------------------------
+
+    def _repr_html_(self) -> str:
+        if self.run is None:
+            return (f'<div role="alert" style="{_PROBLEM}"><strong>grader:</strong> '
+                    f"{html.escape(self.error or '')}</div>")
+        run = self.run
+        parts = [f'<div class="grader-result" style="max-width:60em">',
+                 f"<p style=\"margin:4px 0\"><strong>{html.escape(_score_line(run))}</strong><br>"
+                 f"Chapter {run.chapter.number} · {html.escape(run.chapter.title)} · "
+                 f"<code>{html.escape(str(run.learner_dir))}</code></p>"]
+        for heading, problem in _problems(run):
+            parts.append(f'<div role="alert" style="{_PROBLEM}"><strong>{html.escape(heading)}</strong>'
+                         f'<pre style="{_PRE}">{html.escape(problem)}</pre></div>')
+        parts.append('<table style="border-collapse:collapse;margin:4px 0">'
+                     f'<thead><tr><th scope="col" style="{_CELL}">Status</th>'
+                     f'<th scope="col" style="{_CELL}">Check</th>'
+                     f'<th scope="col" style="{_CELL}">What it checks</th></tr></thead><tbody>')
+        for result in run.results:
+            parts.append(_row(result))
+        parts.append("</tbody></table>")
+        if run.all_passed:
+            parts.append(f'<p style="margin:4px 0">Chapter {run.chapter.number} is done. Well done!</p>')
+        elif not _problems(run):
+            again = html.escape(self.command or f"%grader check {run.chapter.slug}")
+            parts.append(f"<p style=\"margin:4px 0\">Fix the first failing check, then run <code>{again}</code> again.</p>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+_UNLOADED = "Your app could not be loaded, so no check could run."
+_UNTRUSTED = "The checks were tampered with, so this run's results cannot be trusted."
+
+
+def _problems(run: RunResult) -> list[tuple[str, str]]:
+    """Problems with the whole run, as (heading, details); `integrity_problem` is newer."""
+    found = [(_UNLOADED, run.load_problem), (_UNTRUSTED, getattr(run, "integrity_problem", None))]
+    return [(heading, text) for heading, text in found if text]
+
+
+def _score_line(run: RunResult) -> str:
+    """The console report's score line, so a notebook and a terminal say the same thing."""
+    counts = {status: sum(r.status == status for r in run.results) for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
+    others = ", ".join(f"{count} {status.replace('-', ' ')}" for status, count in counts.items() if count)
+    line = f"Score: {run.passed}/{len(run.chapter.checks)} checks passed" + (f" ({others})" if others else "")
+    return line + f" in {run.seconds:.1f} s."
+
+
+def _row(result) -> str:
+    status = result.status
+    badge = (f'<span title="{status}" aria-label="{status}" role="img" style="display:inline-block;'
+             f"min-width:1.4em;text-align:center;border-radius:4px;color:#fff;font-weight:bold;"
+             f'background:{_BADGE_COLOURS.get(status, "#57606a")}">{_MARKS.get(status, "?")}</span>')
+    row = (f'<tr><td style="{_CELL}">{badge}</td>'
+           f'<td style="{_CELL}"><code>{html.escape(result.check.name)}</code></td>'
+           f'<td style="{_CELL}">{html.escape(result.check.title)}</td></tr>')
+    if result.passed:
+        return row
+    detail = f'<pre style="{_PRE}">{html.escape(result.message)}</pre>' if result.message else ""
+    hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {html.escape(result.check.hint)}</p>'
+    return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}{hint}</td></tr>'
+
+
+def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: float = 3.0,
+          command: str | None = None) -> NotebookResult:
+    """Grade a chapter's exercise (or `path`) like `grader check`, printing nothing.
+
+    `command` is what the result tells the learner to run again; by default a `check()` call.
+    """
+    try:
+        found = find_chapter(str(chapter))
+        folder = learner_folder(found, path)
+        if not timeout > 0:
+            raise UsageError("The timeout must be a positive number of seconds.")
+        run = Runner(found, folder, Limits(request=timeout)).run()
+    except UsageError as exc:
+        return NotebookResult(error=str(exc))
+    if command is None:
+        where = f", path={str(path)!r}" if path is not None else ""
+        command = f"check({found.slug!r}{where})"
+    return NotebookResult(run, command=command)
+
+
+# -- the %grader magic -----------------------------------------------------------------------
+
+
+class _MagicParser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting: `exit_on_error=False` alone misses some errors."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        raise _HelpShown(message or "")
+
+
+class _HelpShown(Exception):
+    """`--help` was asked for; argparse has already printed it."""
+
+
+def _magic_parser() -> _MagicParser:
+    parser = _MagicParser(prog="%grader", exit_on_error=False,
+                          description="Grade a chapter's exercise from a notebook.",
+                          epilog="Example: %grader check chapter-1 --path ../my-copy")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_MagicParser)
+    check_parser = commands.add_parser("check", help="grade a chapter's exercise", exit_on_error=False)
+    check_parser.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
+    check_parser.add_argument("--path", help="grade this folder instead of exercises/chapter-N")
+    check_parser.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                              help="time limit for each request (default: 3)")
+    commands.add_parser("doctor", help="check the set-up of this notebook's environment", exit_on_error=False)
+    return parser
+
+
+def grader_magic(line: str) -> NotebookResult | None:
+    """`%grader check CHAPTER [--path DIR] [--timeout S]` or `%grader doctor`.
+
+    Returns the result rather than displaying it, so IPython shows it once as the cell's output
+    (and tests can inspect it).
+    """
+    parser = _magic_parser()
+    try:
+        args = parser.parse_args(shlex.split(line))
+    except _HelpShown:
+        return None
+    except (UsageError, argparse.ArgumentError, ValueError) as exc:  # ValueError: unclosed quote
+        return NotebookResult(error=str(exc))
+    if args.command == "check":
+        again = f"%grader {line.strip()}"
+        return check(args.chapter, args.path, args.timeout, command=again)
+    if args.command == "doctor":
+        from grader.doctor import run_doctor
+
+        run_doctor()
+        return None
+    return NotebookResult(error=f"say what to do, e.g. `%grader check chapter-1`.\n{parser.format_usage().strip()}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """Called by `%load_ext grader.notebook`."""
+    ipython.register_magic_function(grader_magic, magic_kind="line", magic_name="grader")

@@ -1,0 +1,70 @@
+"""The learner's record: each chapter's best and latest score, and how often each check has
+failed in a row (which decides when a hint grows into a fuller explanation).
+
+Kept in one file, `.grader/progress.json` at the root of the clone (ignored by git), or in
+`$XDG_STATE_HOME/fastapi-course-grader/` when the grader runs outside a clone. Backups made
+by `grader reset` live beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from grader.catalogue import course_root
+
+FILE_VERSION = 1
+
+
+def state_dir() -> Path:
+    root = course_root()
+    if root is not None:
+        return root / ".grader"
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "fastapi-course-grader"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class Progress:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "progress.json"
+        self.data: dict[str, Any] = {"version": FILE_VERSION, "chapters": {}}
+        try:
+            loaded = json.loads(self.path.read_text())
+            if loaded.get("version") == FILE_VERSION:
+                self.data = loaded
+        except (OSError, ValueError):
+            pass  # no record yet, or an unreadable one: start afresh rather than fail a check
+
+    def chapter(self, slug: str) -> dict[str, Any]:
+        return self.data["chapters"].setdefault(slug, {"streaks": {}})
+
+    def streak(self, slug: str, check: str) -> int:
+        """How many runs in a row this check has not passed, before the current run."""
+        return self.chapter(slug)["streaks"].get(check, 0)
+
+    def record(self, slug: str, passed: int, total: int, statuses: dict[str, bool], folder: Path) -> None:
+        entry = self.chapter(slug)
+        score = {"passed": passed, "total": total, "when": _now(), "path": str(folder)}
+        entry["last"] = score
+        best = entry.get("best")
+        if best is None or passed >= best["passed"]:
+            entry["best"] = score
+        for check, ok in statuses.items():
+            entry["streaks"][check] = 0 if ok else entry["streaks"].get(check, 0) + 1
+        self.save()
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.data, indent=2) + "\n")
+            temporary.replace(self.path)
+        except OSError:
+            pass  # a read-only clone (a shared classroom copy) still grades; it just forgets
