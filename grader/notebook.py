@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import html
 import io
+import re
 import shlex
 from pathlib import Path
 
@@ -147,8 +148,13 @@ def _row(result) -> str:
     if result.passed:
         return row
     detail = f'<pre style="{_PRE}">{html.escape(result.message)}</pre>' if result.message else ""
-    hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {html.escape(result.check.hint)}</p>'
+    hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {_inline_code(result.check.hint)}</p>'
     return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}{hint}</td></tr>'
+
+
+def _inline_code(text: str) -> str:
+    """Escape `text`, then show its Markdown `code spans` (as hints are written) as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: float = 3.0,

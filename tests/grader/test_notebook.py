@@ -58,7 +58,9 @@ def test_starter_shows_messages_escaped_and_hints(started):
     page = started._repr_html_()
     assert not started.all_passed
     assert f"Score: 0/{TOTAL} checks passed" in page
-    assert html.escape(CHAPTER.checks[0].hint) in page
+    assert CHAPTER.checks[0].hint == "Give the route `response_model=UserPublic` and `status_code=201`."
+    assert ("<strong>Hint:</strong> Give the route <code>response_model=UserPublic</code> and "
+            "<code>status_code=201</code>.") in page  # the hint's code spans become <code>
     for result in started.run.results:
         assert f"<pre style=\"{_pre_style()}\">{html.escape(result.message)}</pre>" in page
     assert "<script" not in page
