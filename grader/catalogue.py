@@ -145,3 +145,21 @@ def solution_dir(chapter: Chapter) -> Path:
 
 def starter_dir(chapter: Chapter) -> Path:
     return STARTERS / chapter.slug
+
+
+def learner_folder(chapter: Chapter, path: Path | str | None = None) -> Path:
+    """The folder to grade (the chapter's exercise unless `path` is given), or a UsageError
+    that says what is wrong with it."""
+    folder = (Path(path) if path is not None else exercise_dir(chapter)).expanduser().resolve()
+    if not folder.is_dir():
+        raise UsageError(f"There is no folder {folder}.")
+    main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")
+    if not main.is_file() and folder.name == chapter.package and (folder / main.name).is_file():
+        raise UsageError(f"{folder} is the {chapter.package!r} package itself; give its parent: --path {folder.parent}")
+    if not main.is_file():
+        restore = f" `grader reset {chapter.slug}` restores the starter." if path is None else ""
+        raise UsageError(
+            f"{main} is missing. The folder must hold the {chapter.package!r} package of this chapter's exercise."
+            + restore
+        )
+    return folder

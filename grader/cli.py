@@ -1,4 +1,4 @@
-"""The `grader` command: list, check and verify."""
+"""The `grader` command: the learner's commands and the course's self-test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from grader import __version__
-from grader.catalogue import UsageError, all_chapters, course_root, exercise_dir, find_chapter
+from grader.catalogue import (
+    Chapter, UsageError, all_chapters, course_root, exercise_dir, find_chapter, learner_folder,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -16,20 +18,39 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grader",
         description="Check your exercises for the course FastAPI in Production.",
-        epilog="Examples: grader list · grader check chapter-1 · grader check 1 --path ~/my-copy",
+        epilog="Examples: grader list · grader check chapter-1 · grader watch 1 · grader hint 1",
     )
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     commands.add_parser("list", help="list the chapters and their checks")
 
-    check = commands.add_parser("check", help="grade a chapter's exercise")
-    check.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
-    check.add_argument("--path", type=Path, help="grade this folder instead of exercises/chapter-N")
+    def graded(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
+        sub.add_argument("--path", type=Path, help="use this folder instead of exercises/chapter-N")
+        return sub
+
+    check = graded("check", "grade a chapter's exercise")
     check.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
     check.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
+
+    watch = graded("watch", "grade again every time you save a .py file")
+    watch.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                       help="time limit for each request (default: 3)")
+
+    hint = commands.add_parser("hint", help="show the hint and explanation for a check")
+    hint.add_argument("chapter", metavar="CHAPTER")
+    hint.add_argument("check", metavar="CHECK", nargs="?",
+                      help="a check's name (default: the first check that failed last time)")
+
+    graded("diff", "show your changes against the starter code")
+    graded("reset", "restore the starter code (your work is saved to a backup first)")
+
+    commands.add_parser("progress", help="your best and latest score in every chapter")
+    commands.add_parser("doctor", help="check your Python, packages and exercise folders")
 
     verify = commands.add_parser("verify", help="the course's self-test: solutions pass, starters and mutants fail")
     verify.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapters to verify (default: all)")
@@ -47,45 +68,131 @@ def cmd_list() -> int:
     return EXIT_OK
 
 
-def _learner_dir(chapter, path: Path | None) -> Path:
-    folder = (path or exercise_dir(chapter)).expanduser().resolve()
-    if not folder.is_dir():
-        raise UsageError(f"There is no folder {folder}.")
-    main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")
-    if not main.is_file() and folder.name == chapter.package and (folder / main.name).is_file():
-        raise UsageError(f"{folder} is the {chapter.package!r} package itself; give its parent: --path {folder.parent}")
-    if not main.is_file():
-        restore = f" `git checkout -- exercises/{chapter.slug}` restores the starter." if path is None else ""
-        raise UsageError(
-            f"{main} is missing. The folder must hold the {chapter.package!r} package of this chapter's exercise."
-            + restore
-        )
-    return folder
-
-
-def cmd_check(args: argparse.Namespace) -> int:
+def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None):
+    """Run, report to the console, remember the score, write result files."""
+    from grader.progress import Progress
     from grader.report import ConsoleReport, write_json, write_junit
-    from grader.runner import Limits, Runner
 
-    chapter = find_chapter(args.chapter)
-    folder = _learner_dir(chapter, args.path)
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds.")
-    report = ConsoleReport()
+    progress = Progress()
+    report = ConsoleReport(failed_before=lambda name: progress.streak(chapter.slug, name))
     report.start(chapter, folder)
-    runner = Runner(chapter, folder, Limits(request=args.timeout), on_result=report.result)
+    runner.on_result = report.result
     run = runner.run()
     if run.load_problem:
         report.load_problem(chapter, run.load_problem)
     if run.integrity_problem:
         report.integrity_problem(run.integrity_problem)
+    report.summary(run, next_step)
+    progress.record_run(run)
+    if json_file:
+        write_json(run, json_file)
+    if junit_file:
+        write_junit(run, junit_file)
+    return run
+
+
+def _limits(args: argparse.Namespace):
+    from grader.runner import Limits
+
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    return Limits(request=args.timeout)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from grader.runner import Runner
+
+    chapter = find_chapter(args.chapter)
+    folder = learner_folder(chapter, args.path)
+    limits = _limits(args)
     again = f"grader check {chapter.slug}" + (f" --path {args.path}" if args.path else "")
-    report.summary(run, again)
-    if args.json:
-        write_json(run, args.json)
-    if args.junit:
-        write_junit(run, args.junit)
+    next_step = f"Fix the first failing check, then run `{again}` again."
+    run = _grade(Runner(chapter, folder, limits), chapter, folder, next_step, args.json, args.junit)
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from grader.watch import watch
+
+    chapter = find_chapter(args.chapter)
+    folder = learner_folder(chapter, args.path)
+    limits = _limits(args)
+    next_step = "Fix the first failing check and save: the checks run again by themselves."
+    watch(chapter, folder, limits, lambda runner: _grade(runner, chapter, folder, next_step),
+          lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    from grader.progress import Progress
+
+    chapter = find_chapter(args.chapter)
+    if args.check:
+        check = chapter.check(args.check)
+    else:
+        progress = Progress()
+        failing = [check for check in chapter.checks if progress.streak(chapter.slug, check.name)]
+        if not failing and "last" in progress.chapter(chapter.slug):
+            print(f"Every check of {chapter.slug} passed on your last run. Nothing to hint at!")
+            return EXIT_OK
+        check = failing[0] if failing else chapter.checks[0]
+    print(f"{check.name}: {check.title}\n")
+    print(f"Hint: {check.hint}\n")
+    if check.explanation:
+        print(" ".join(check.explanation.split()))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from grader.workspace import diff
+
+    chapter = find_chapter(args.chapter)
+    folder = learner_folder(chapter, args.path)
+    changes = diff(chapter, folder)
+    if not changes:
+        print(f"{folder} is the same as the starter code.")
+        return EXIT_OK
+    colour = sys.stdout.isatty()
+    for line in changes.splitlines():
+        code = "32" if line.startswith("+") else "31" if line.startswith("-") else "36" if line.startswith("@@") else ""
+        print(f"\033[{code}m{line}\033[0m" if colour and code else line)
+    return EXIT_OK
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from grader.workspace import reset
+
+    chapter = find_chapter(args.chapter)
+    folder = (args.path or exercise_dir(chapter)).expanduser().resolve()
+    saved = reset(chapter, folder)
+    if saved is None:
+        print(f"{folder} already holds the starter code; nothing to reset.")
+    else:
+        print(f"Your work was saved to {saved}\n{folder} holds the starter code again.")
+    return EXIT_OK
+
+
+def cmd_progress() -> int:
+    from grader.progress import Progress
+
+    progress = Progress()
+    print(f"{'chapter':<11} {'best':>7}  {'when':<26} {'latest':>7}  when")
+    for chapter in all_chapters():
+        entry = progress.chapter(chapter.slug)
+        best, last = entry.get("best"), entry.get("last")
+        if best is None:
+            print(f"{chapter.slug:<11} {'–':>7}  {'not tried yet':<26}")
+            continue
+        print(f"{chapter.slug:<11} {best['passed']:>3}/{best['total']:<3}  {best['when']:<26} "
+              f"{last['passed']:>3}/{last['total']:<3}  {last['when']}")
+    print(f"\nKept in {progress.path}")
+    return EXIT_OK
+
+
+def cmd_doctor() -> int:
+    from grader.doctor import run_doctor
+
+    return run_doctor()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -109,20 +216,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "verify":
-            return cmd_verify(args)
+    commands = {
+        "list": lambda: cmd_list(),
+        "check": lambda: cmd_check(args),
+        "watch": lambda: cmd_watch(args),
+        "hint": lambda: cmd_hint(args),
+        "diff": lambda: cmd_diff(args),
+        "reset": lambda: cmd_reset(args),
+        "progress": lambda: cmd_progress(),
+        "doctor": lambda: cmd_doctor(),
+        "verify": lambda: cmd_verify(args),
+    }
+    if args.command not in commands:
         parser.print_help()
         return EXIT_USAGE
+    try:
+        return commands[args.command]()
     except UsageError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("grader: interrupted", file=sys.stderr)
+        print("\ngrader: stopped", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output went to a pager or `head` that closed early
         sys.stderr.close()

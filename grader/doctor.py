@@ -133,7 +133,7 @@ def _chapter(root: Path, chapter) -> list[Finding]:
     slug = chapter.slug
     folder = root / "exercises" / slug
     module = Path(*chapter.app_module.split(".")).with_suffix(".py")
-    restore = f"Restore the starter with `git checkout -- exercises/{slug}` (in {root})."
+    restore = f"Restore the starter with `grader reset {slug}` (or `git checkout -- exercises/{slug}` in {root})."
     if not folder.is_dir():
         exercise = Finding(FAIL, f"exercises/{slug} is missing", restore)
     elif not (folder / module).is_file():

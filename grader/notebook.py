@@ -19,10 +19,11 @@ import re
 import shlex
 from pathlib import Path
 
-from grader.catalogue import Chapter, UsageError, exercise_dir, find_chapter
+from grader.catalogue import UsageError, find_chapter, learner_folder
+from grader.progress import Progress
+from grader.report import MARKS, score_line
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, Limits, RunResult, Runner
 
-_MARKS = {PASSED: "✔", FAILED: "✘", ERROR: "!", TIMEOUT: "⏱", NOT_RUN: "·"}
 # White text on these backgrounds has a contrast ratio of at least 4.5:1 (WCAG AA), and a
 # badge reads the same on JupyterLab's light and dark themes, unlike coloured text.
 _BADGE_COLOURS = {PASSED: "#1a7f37", FAILED: "#c62828", ERROR: "#c62828", TIMEOUT: "#8a5a00",
@@ -31,23 +32,6 @@ _CELL = "text-align:left;vertical-align:top;padding:4px 8px;"  # JupyterLab righ
 _PRE = ("white-space:pre-wrap;word-break:break-word;margin:4px 0;padding:6px 8px;"
         "background:rgba(127,127,127,0.12);border-radius:4px;font-size:0.9em;")
 _PROBLEM = "border-left:4px solid #c62828;padding:4px 12px;margin:8px 0;"
-
-
-def learner_folder(chapter: Chapter, path: str | Path | None) -> Path:
-    """The folder to grade, checked as `grader check` checks it (mirrors `cli._learner_dir`)."""
-    folder = (Path(path) if path is not None else exercise_dir(chapter)).expanduser().resolve()
-    if not folder.is_dir():
-        raise UsageError(f"There is no folder {folder}.")
-    main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")
-    if not main.is_file() and folder.name == chapter.package and (folder / main.name).is_file():
-        raise UsageError(f"{folder} is the {chapter.package!r} package itself; give its parent: {folder.parent}")
-    if not main.is_file():
-        restore = f" `git checkout -- exercises/{chapter.slug}` restores the starter." if path is None else ""
-        raise UsageError(
-            f"{main} is missing. The folder must hold the {chapter.package!r} package of this chapter's exercise."
-            + restore
-        )
-    return folder
 
 
 class NotebookResult:
@@ -77,10 +61,10 @@ class NotebookResult:
             report.result(result)
         if self.run.load_problem:
             report.load_problem(self.run.chapter, self.run.load_problem)
-        integrity = getattr(self.run, "integrity_problem", None)
-        if integrity:
-            out.write(f"{_UNTRUSTED}\n" + "".join(f"  {line}\n" for line in integrity.splitlines()) + "\n")
-        report.summary(self.run, self.command)
+        if self.run.integrity_problem:
+            report.integrity_problem(self.run.integrity_problem)
+        again = self.command or f"%grader check {self.run.chapter.slug}"
+        report.summary(self.run, f"Fix the first failing check, then run `{again}` again.")
         return out.getvalue().rstrip("\n")
 
     def __repr__(self) -> str:
@@ -97,7 +81,7 @@ class NotebookResult:
                     f"{html.escape(self.error or '')}</div>")
         run = self.run
         parts = [f'<div class="grader-result" style="max-width:60em">',
-                 f"<p style=\"margin:4px 0\"><strong>{html.escape(_score_line(run))}</strong><br>"
+                 f"<p style=\"margin:4px 0\"><strong>{html.escape(score_line(run))}</strong><br>"
                  f"Chapter {run.chapter.number} · {html.escape(run.chapter.title)} · "
                  f"<code>{html.escape(str(run.learner_dir))}</code></p>"]
         for heading, problem in _problems(run):
@@ -124,24 +108,16 @@ _UNTRUSTED = "The checks were tampered with, so this run's results cannot be tru
 
 
 def _problems(run: RunResult) -> list[tuple[str, str]]:
-    """Problems with the whole run, as (heading, details); `integrity_problem` is newer."""
-    found = [(_UNLOADED, run.load_problem), (_UNTRUSTED, getattr(run, "integrity_problem", None))]
+    """Problems with the whole run, as (heading, details)."""
+    found = [(_UNLOADED, run.load_problem), (_UNTRUSTED, run.integrity_problem)]
     return [(heading, text) for heading, text in found if text]
-
-
-def _score_line(run: RunResult) -> str:
-    """The console report's score line, so a notebook and a terminal say the same thing."""
-    counts = {status: sum(r.status == status for r in run.results) for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
-    others = ", ".join(f"{count} {status.replace('-', ' ')}" for status, count in counts.items() if count)
-    line = f"Score: {run.passed}/{len(run.chapter.checks)} checks passed" + (f" ({others})" if others else "")
-    return line + f" in {run.seconds:.1f} s."
 
 
 def _row(result) -> str:
     status = result.status
     badge = (f'<span title="{status}" aria-label="{status}" role="img" style="display:inline-block;'
              f"min-width:1.4em;text-align:center;border-radius:4px;color:#fff;font-weight:bold;"
-             f'background:{_BADGE_COLOURS.get(status, "#57606a")}">{_MARKS.get(status, "?")}</span>')
+             f'background:{_BADGE_COLOURS.get(status, "#57606a")}">{MARKS.get(status, "?")}</span>')
     row = (f'<tr><td style="{_CELL}">{badge}</td>'
            f'<td style="{_CELL}"><code>{html.escape(result.check.name)}</code></td>'
            f'<td style="{_CELL}">{html.escape(result.check.title)}</td></tr>')
@@ -171,6 +147,7 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
         run = Runner(found, folder, Limits(request=timeout)).run()
     except UsageError as exc:
         return NotebookResult(error=str(exc))
+    Progress().record_run(run)
     if command is None:
         where = f", path={str(path)!r}" if path is not None else ""
         command = f"check({found.slug!r}{where})"

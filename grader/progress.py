@@ -2,8 +2,8 @@
 failed in a row (which decides when a hint grows into a fuller explanation).
 
 Kept in one file, `.grader/progress.json` at the root of the clone (ignored by git), or in
-`$XDG_STATE_HOME/fastapi-course-grader/` when the grader runs outside a clone. Backups made
-by `grader reset` live beside it.
+`$XDG_STATE_HOME/fastapi-course-grader/` when the grader runs outside a clone
+(`GRADER_STATE_DIR` overrides both). Backups made by `grader reset` live beside it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.catalogue import course_root
+
+if TYPE_CHECKING:
+    from grader.runner import RunResult
 
 FILE_VERSION = 1
 
 
 def state_dir() -> Path:
+    if override := os.environ.get("GRADER_STATE_DIR"):
+        return Path(override)
     root = course_root()
     if root is not None:
         return root / ".grader"
@@ -59,6 +64,10 @@ class Progress:
         for check, ok in statuses.items():
             entry["streaks"][check] = 0 if ok else entry["streaks"].get(check, 0) + 1
         self.save()
+
+    def record_run(self, run: "RunResult") -> None:
+        self.record(run.chapter.slug, run.passed, len(run.chapter.checks),
+                    {result.check.name: result.passed for result in run.results}, run.learner_dir)
 
     def save(self) -> None:
         try:

@@ -9,15 +9,16 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
-from grader import __version__
+from grader import __version__, manifest
 from grader.catalogue import Chapter
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, CheckResult, RunResult
 
 JSON_SCHEMA = "grader-result/1"
 
-_MARKS = {PASSED: "✔", FAILED: "✘", ERROR: "!", TIMEOUT: "⏱", NOT_RUN: "·"}
+MARKS = {PASSED: "✔", FAILED: "✘", ERROR: "!", TIMEOUT: "⏱", NOT_RUN: "·"}
 _COLOURS = {PASSED: "32", FAILED: "31", ERROR: "31", TIMEOUT: "33", NOT_RUN: "2"}
 
 
@@ -38,14 +39,25 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-class ConsoleReport:
-    """Prints each check as it finishes, then a summary. Colour only on a terminal."""
+#: From this many failing runs in a row, a check's hint comes with its fuller explanation.
+LADDER = 3
 
-    def __init__(self, stream: TextIO | None = None, colour: bool | None = None) -> None:
+
+class ConsoleReport:
+    """Prints each check as it finishes, then a summary. Colour only on a terminal.
+
+    `failed_before(name)` says how many runs in a row a check had failed before this one; it
+    decides whether the learner sees the short hint or, after repeated failures, the
+    explanation too.
+    """
+
+    def __init__(self, stream: TextIO | None = None, colour: bool | None = None,
+                 failed_before: Callable[[str], int] | None = None) -> None:
         self.stream = stream or sys.stdout
         if colour is None:
             colour = self.stream.isatty() and "NO_COLOR" not in os.environ
         self.colour = colour
+        self.failed_before = failed_before or (lambda name: 0)
 
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
@@ -59,16 +71,23 @@ class ConsoleReport:
         self._print()
 
     def result(self, result: CheckResult) -> None:
-        mark = self._paint(_MARKS[result.status], _COLOURS[result.status])
+        mark = self._paint(MARKS[result.status], _COLOURS[result.status])
         self._print(f" {mark} {result.check.name:<42} {result.check.title}")
         if result.passed:
             return
         for line in result.message.splitlines():
             self._print("     " + line)
-        hint = textwrap.fill(result.check.hint, width=88, initial_indent="     Hint: ",
-                             subsequent_indent="           ")
-        self._print(self._paint(hint, "36"))
+        self._print(self._paint(self._wrap(result.check.hint, "Hint: "), "36"))
+        runs = self.failed_before(result.check.name) + 1
+        if runs >= LADDER and result.check.explanation:
+            self._print(self._paint(f"     This check has failed {runs} runs in a row, so here is more:", "36"))
+            self._print(self._paint(self._wrap(" ".join(result.check.explanation.split()), ""), "36"))
         self._print()
+
+    @staticmethod
+    def _wrap(text: str, label: str) -> str:
+        return textwrap.fill(text, width=92, initial_indent="     " + label,
+                             subsequent_indent="     " + " " * len(label))
 
     def load_problem(self, chapter: Chapter, message: str) -> None:
         self._print(self._paint("Your app could not be loaded, so no check could run.", "31;1"))
@@ -82,20 +101,26 @@ class ConsoleReport:
             self._print("  " + line)
         self._print()
 
-    def summary(self, run: RunResult, command: str | None = None) -> None:
-        total = len(run.chapter.checks)
-        counts = {status: sum(r.status == status for r in run.results)
-                  for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
-        others = ", ".join(f"{count} {status.replace('-', ' ')}" for status, count in counts.items() if count)
-        line = f"Score: {run.passed}/{total} checks passed" + (f" ({others})" if others else "")
-        line += f" in {run.seconds:.1f} s."
+    def summary(self, run: RunResult, next_step: str | None = None) -> None:
+        """The score, then what to do next (`next_step` replaces the default advice)."""
+        line = score_line(run)
         self._print()
         self._print(self._paint(line, "32;1" if run.all_passed else "1"))
         if run.all_passed:
             self._print(f"Chapter {run.chapter.number} is done. Well done!")
-        elif run.load_problem is None:
-            again = command or f"grader check {run.chapter.slug}"
-            self._print(f"Fix the first failing check, then run `{again}` again.")
+        elif run.load_problem is None and run.integrity_problem is None:
+            self._print(next_step or f"Fix the first failing check, then run `grader check {run.chapter.slug}` again.")
+
+
+def score_line(run: RunResult) -> str:
+    """The run in one honest sentence: what passed, what did not, and any restarts."""
+    counts = {status: sum(r.status == status for r in run.results) for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
+    others = ", ".join(f"{count} {status.replace('-', ' ')}" for status, count in counts.items() if count)
+    line = f"Score: {run.passed}/{len(run.chapter.checks)} checks passed" + (f" ({others})" if others else "")
+    line += f" in {run.seconds:.1f} s."
+    if run.workers > 1:
+        line += f" The app's process was restarted {run.workers - 1} time(s) after a hang or a crash."
+    return line
 
 
 def as_json(run: RunResult) -> dict:
@@ -105,7 +130,9 @@ def as_json(run: RunResult) -> dict:
         "chapter": run.chapter.slug,
         "title": run.chapter.title,
         "path": str(run.learner_dir),
+        "fingerprint": manifest.fingerprint(),
         "suite_fingerprint": suite_fingerprint(run.chapter),
+        "integrity_problem": run.integrity_problem,
         "score": {"passed": run.passed, "total": len(run.chapter.checks)},
         "load_problem": run.load_problem,
         "duration": round(run.seconds, 3),

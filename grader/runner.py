@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -167,7 +168,9 @@ class Runner:
         learner_dir: Path,
         limits: Limits | None = None,
         on_result: Callable[[CheckResult], None] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
+        self.zygote = zygote
         self.chapter = chapter
         self.learner_dir = learner_dir.resolve()
         self.limits = limits or Limits()
@@ -227,17 +230,20 @@ class Runner:
 
     # -- one worker's life ---------------------------------------------------------------
 
-    def _environment(self) -> dict[str, str]:
+    @staticmethod
+    def worker_environment() -> dict[str, str]:
+        """The environment of every worker: the learner's, minus what would reconfigure pytest."""
         env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
-        grader_home = str(Path(__file__).resolve().parent.parent)
         env.update(
-            PYTHONPATH=grader_home,
+            PYTHONPATH=str(Path(__file__).resolve().parent.parent),
             PYTHONDONTWRITEBYTECODE="1",
             PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-            GRADER_LEARNER_DIR=str(self.learner_dir),
             PYTHONUNBUFFERED="1",
         )
         return env
+
+    def _environment(self) -> dict[str, str]:
+        return {**self.worker_environment(), "GRADER_LEARNER_DIR": str(self.learner_dir)}
 
     @staticmethod
     def _scratch_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
@@ -259,17 +265,12 @@ class Runner:
             "tests": [check.test_name for check in pending],
             "event_fd": write_fd,
         }
-        with log.open("wb") as log_handle, _WORKERS_LOCK:
-            process = subprocess.Popen(
-                [sys.executable, "-B", "-m", "grader.worker", json.dumps(spec)],
-                cwd=workdir,
-                env=self._scratch_env(self._environment(), workdir),
-                stdin=subprocess.DEVNULL,
-                stdout=log_handle,
-                stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,),
-                start_new_session=True,
-            )
+        env = self._scratch_env(self._environment(), workdir)
+        with _WORKERS_LOCK:
+            if self.zygote is not None:
+                process: _Worker = self.zygote.launch(spec, workdir, log, env)
+            else:
+                process = _SpawnedWorker(spec, workdir, log, env)
             _LIVE_WORKERS.add(process.pid)
         os.close(write_fd)
         state = _WorkerState()
@@ -400,7 +401,7 @@ class Runner:
         return next((check for name, check in by_name.items() if name not in state.completed), None)
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
+    def _kill(process: _Worker) -> None:
         """Kill the worker and anything it started (they share its process group)."""
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -409,3 +410,85 @@ class Runner:
         process.wait()
         _LIVE_WORKERS.discard(process.pid)
         kill_orphans()
+
+
+class _Worker:
+    """A running worker: its pid (also its process group) and a way to learn its exit status."""
+
+    pid: int
+
+    def wait(self) -> int:
+        raise NotImplementedError
+
+
+class _SpawnedWorker(_Worker):
+    """A worker started as a new interpreter: simple, and the cold path for `grader check`."""
+
+    def __init__(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> None:
+        with log.open("wb") as log_handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-B", "-m", "grader.worker", json.dumps(spec)],
+                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log_handle,
+                stderr=subprocess.STDOUT, pass_fds=(spec["event_fd"],), start_new_session=True,
+            )
+        self.pid = self.process.pid
+
+    def wait(self) -> int:
+        return self.process.wait()
+
+
+class _ForkedWorker(_Worker):
+    def __init__(self, zygote: Zygote, pid: int) -> None:
+        self.zygote, self.pid = zygote, pid
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = self.zygote.exit_status(self.pid)
+        return self.returncode
+
+
+class Zygote:
+    """A warm process that forks ready-made workers (see `grader.zygote`); for `grader watch`."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.home = tempfile.mkdtemp(prefix="grader-zygote-")
+        with _WORKERS_LOCK:
+            self.process = subprocess.Popen(
+                [sys.executable, "-B", "-m", "grader.zygote", str(theirs.fileno())],
+                cwd=self.home, env=env or Runner.worker_environment(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+            _LIVE_WORKERS.add(self.process.pid)
+        theirs.close()
+        if not self._receive().get("ready"):
+            raise RuntimeError("the warm worker did not start")
+
+    def _receive(self) -> dict:
+        message = self.sock.recv(65536)
+        if not message:
+            raise RuntimeError("the warm worker ended unexpectedly")
+        return json.loads(message)
+
+    def launch(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> _ForkedWorker:
+        request = {**spec, "workdir": str(workdir), "log": str(log), "env": env}
+        socket.send_fds(self.sock, [json.dumps(request).encode()], [spec["event_fd"]])
+        return _ForkedWorker(self, self._receive()["pid"])
+
+    def exit_status(self, pid: int) -> int:
+        message = self._receive()
+        if message.get("pid") != pid or "returncode" not in message:
+            raise RuntimeError(f"unexpected message from the warm worker: {message}")
+        return message["returncode"]
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        _LIVE_WORKERS.discard(self.process.pid)
+        shutil.rmtree(self.home, ignore_errors=True)

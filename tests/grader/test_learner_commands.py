@@ -1,0 +1,134 @@
+"""The learner's everyday commands: watch, hint, progress, diff, reset, and the result schema."""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jsonschema
+import pytest
+
+from grader import manifest
+
+from .conftest import CHAPTER, SOLUTION, STARTER, snapshot
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    folder = tmp_path / "state"
+    monkeypatch.setenv("GRADER_STATE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def attempt(tmp_path):
+    folder = tmp_path / "attempt"
+    shutil.copytree(STARTER, folder)
+    return folder
+
+
+def grader(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300, env=os.environ)
+
+
+def test_hints_grow_into_explanations_after_repeated_failures(state, attempt):
+    first = grader("check", "1", "--path", attempt).stdout
+    assert "Hint: Give the route `response_model=UserPublic`" in first
+    assert "runs in a row" not in first
+    grader("check", "1", "--path", attempt)
+    third = grader("check", "1", "--path", attempt).stdout
+    assert "This check has failed 3 runs in a row, so here is more:" in third
+    assert "UserPublic lists what anyone may see of a user" in third
+
+
+def test_progress_remembers_best_and_latest_scores(state, attempt):
+    assert "not tried yet" in grader("progress").stdout
+    grader("check", "1", "--path", attempt)
+    grader("check", "1", "--path", SOLUTION)
+    grader("check", "1", "--path", attempt)
+    lines = [line for line in grader("progress").stdout.splitlines() if line.startswith("chapter-1")]
+    best, latest = lines[0].split()[1], lines[0].split()[3]
+    assert (best, latest) == ("17/17", "0/17")
+    assert str(state) in grader("progress").stdout
+
+
+def test_hint_names_the_first_failing_check_or_a_chosen_one(state, attempt):
+    grader("check", "1", "--path", attempt)
+    first = CHAPTER.checks[0]
+    assert grader("hint", "1").stdout.startswith(f"{first.name}: {first.title}")
+    chosen = CHAPTER.check("list-tasks-filters-and-pages")
+    out = grader("hint", "chapter-1", chosen.name).stdout
+    assert chosen.hint in out and " ".join(chosen.explanation.split()) in out
+    unknown = grader("hint", "1", "no-such-check")
+    assert unknown.returncode == 2 and "has no check named 'no-such-check'" in unknown.stderr
+    grader("check", "1", "--path", SOLUTION)
+    assert "Every check of chapter-1 passed on your last run" in grader("hint", "1").stdout
+
+
+def test_diff_shows_the_learners_changes(attempt):
+    assert "is the same as the starter code" in grader("diff", "1", "--path", attempt).stdout
+    main = attempt / "tracker" / "main.py"
+    main.write_text(main.read_text().replace('@app.post("/users")', '@app.post("/users", status_code=201)'))
+    out = grader("diff", "1", "--path", attempt).stdout
+    assert '-@app.post("/users")' in out and '+@app.post("/users", status_code=201)' in out
+    assert "--- starter/tracker/main.py" in out and "+++ yours/tracker/main.py" in out
+
+
+def test_reset_saves_the_work_before_restoring_the_starter(state, attempt):
+    main = attempt / "tracker" / "main.py"
+    main.write_text(main.read_text() + "\n# my precious work\n")
+    (attempt / "notes.txt").write_text("ideas")
+    out = grader("reset", "1", "--path", attempt).stdout
+    backups = list((state / "backups").iterdir())
+    assert len(backups) == 1 and str(backups[0]) in out
+    assert "# my precious work" in (backups[0] / "tracker" / "main.py").read_text()
+    assert (backups[0] / "notes.txt").read_text() == "ideas"
+    assert snapshot(attempt).keys() == snapshot(STARTER).keys()
+    assert main.read_text() == (STARTER / "tracker" / "main.py").read_text()
+    assert "nothing to reset" in grader("reset", "1", "--path", attempt).stdout
+    assert len(list((state / "backups").iterdir())) == 1
+
+
+def test_watch_rechecks_after_a_save(state, attempt):
+    process = subprocess.Popen([sys.executable, "-m", "grader", "watch", "1", "--path", str(attempt)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = bytearray()
+    cursor = [0]  # where the previous wait_for's text ended
+
+    def wait_for(text, limit=90):
+        """Read the raw pipe (not a buffered reader, which select cannot see into)."""
+        deadline = time.monotonic() + limit
+        while (found := seen.find(text.encode(), cursor[0])) < 0:
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{seen.decode()}"
+            if select.select([process.stdout], [], [], 1)[0]:
+                seen.extend(os.read(process.stdout.fileno(), 65536))
+        cursor[0] = found + len(text)
+
+    try:
+        wait_for("Watching")
+        assert b"Score: 0/17" in seen
+        shutil.copy(SOLUTION / "tracker" / "main.py", attempt / "tracker" / "main.py")
+        wait_for("tracker/main.py changed")
+        wait_for("Score: 17/17 checks passed")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 130
+
+
+def test_json_results_follow_the_published_schema(tmp_path, state):
+    schema = json.loads((manifest.HOME / "result.schema.json").read_text())
+    for folder in (STARTER, SOLUTION):
+        grader("check", "1", "--path", folder, "--json", tmp_path / "result.json")
+        data = json.loads((tmp_path / "result.json").read_text())
+        jsonschema.validate(data, schema)
+        assert data["fingerprint"] == manifest.fingerprint()
+
+
+def test_the_manifest_is_current():
+    assert manifest.stale() == [], "run: python -m grader.manifest --update"
