@@ -11,6 +11,7 @@ has pytest, FastAPI, SQLAlchemy and Pydantic in memory.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -49,12 +50,22 @@ def _child(sock: socket.socket, spec: dict, event_fd: int) -> None:
         os._exit(70)
 
 
+def _modules_to_preload() -> list[str]:
+    from _pytest.config import default_plugins  # pytest's own plugins, imported by every pytest.main
+
+    return [*PRELOAD, *(f"_pytest.{name}" for name in default_plugins)]
+
+
 def serve(sock: socket.socket) -> None:
-    for name in PRELOAD:
+    for name in _modules_to_preload():
         try:
             importlib.import_module(name)
         except ImportError:
             pass  # a later chapter's library that is not installed: the worker imports what it needs
+    # Park everything imported so far outside the garbage collector's reach: each forked
+    # worker's collections then walk only the learner's objects, and pages stay shared.
+    gc.collect()
+    gc.freeze()
     _send(sock, ready=True)
     while True:
         message, fds, _flags, _address = socket.recv_fds(sock, MESSAGE_LIMIT, 1)
