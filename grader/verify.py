@@ -8,11 +8,11 @@ realistic wrong solution) fails each check that claims to catch it.
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -85,11 +85,13 @@ def judge(job: Job, run: RunResult) -> list[str]:
             for name in job.mutant.caught_by if status[name].passed]
 
 
-def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int = 2,
-           progress: Callable[[str], None] | None = None) -> list[str]:
-    """Run every job; return the problems found (an empty list means the course is sound)."""
+def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int | None = None) -> list[str]:
+    """Run every job; return the problems found (an empty list means the course is sound).
+
+    On a terminal a live bar shows how far along the run is and which jobs are running;
+    elsewhere (CI logs) each finished job is one plain line.
+    """
     stream = stream or sys.stdout
-    say = progress or (lambda line: print(line, file=stream, flush=True))
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="grader-verify-") as scratch:
         jobs: list[Job] = []
@@ -103,16 +105,61 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int =
                     jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))
                 except ValueError as exc:
                     problems.append(str(exc))
-        total = len(jobs)
+        with _Display(stream, len(jobs)) as display:
+            running: set[str] = set()
 
-        def run(job: Job) -> tuple[Job, RunResult]:
-            return job, Runner(job.chapter, job.folder, Limits()).run()
+            def run(job: Job) -> RunResult:
+                running.add(job.label)
+                display.running(running)
+                try:
+                    return Runner(job.chapter, job.folder, Limits()).run()
+                finally:
+                    running.discard(job.label)
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for number, (job, result) in enumerate(pool.map(run, jobs), start=1):
-                found = judge(job, result)
-                problems += found
-                mark = "✔" if not found else "✘"
-                say(f"[{number:>2}/{total}] {mark} {job.label:<48} {result.passed}/{len(result.results)} "
-                    f"checks passed ({result.seconds:.1f} s)")
+            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+                futures = {pool.submit(run, job): job for job in jobs}
+                for future in as_completed(futures):
+                    job, result = futures[future], future.result()
+                    found = judge(job, result)
+                    problems += found
+                    display.done(f"{'✔' if not found else '✘'} {job.label:<48} {result.passed}/{len(result.results)} "
+                                 f"checks passed ({result.seconds:.1f} s)")
+                    display.running(running)
     return problems
+
+
+class _Display:
+    """Progress for a long verify: a rich live bar on a terminal, plain numbered lines otherwise."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.finished = stream, total, 0
+        self.bar = None
+        if stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(file=stream), transient=True)
+            self.task = self.bar.add_task("starting", total=total)
+
+    def __enter__(self) -> "_Display":
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def running(self, labels: set[str]) -> None:
+        if self.bar:
+            self.bar.update(self.task, description="running " + ", ".join(sorted(labels)) if labels else "")
+
+    def done(self, line: str) -> None:
+        self.finished += 1
+        text = f"[{self.finished:>2}/{self.total}] {line}"
+        if self.bar:
+            self.bar.console.print(text, highlight=False, markup=False)
+            self.bar.advance(self.task)
+        else:
+            print(text, file=self.stream, flush=True)
