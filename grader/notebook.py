@@ -19,7 +19,7 @@ import re
 import shlex
 from pathlib import Path
 
-from grader.catalogue import UsageError, find_chapter, learner_folder
+from grader.catalogue import UsageError, course_root, find_chapter, learner_folder
 from grader.progress import Progress
 from grader.report import MARKS, score_line
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, Limits, RunResult, Runner
@@ -83,7 +83,7 @@ class NotebookResult:
         parts = [f'<div class="grader-result" style="max-width:60em">',
                  f"<p style=\"margin:4px 0\"><strong>{html.escape(score_line(run))}</strong><br>"
                  f"Chapter {run.chapter.number} · {html.escape(run.chapter.title)} · "
-                 f"<code>{html.escape(str(run.learner_dir))}</code></p>"]
+                 f"<code>{html.escape(_shown(run.learner_dir))}</code></p>"]
         for heading, problem in _problems(run):
             parts.append(f'<div role="alert" style="{_PROBLEM}"><strong>{html.escape(heading)}</strong>'
                          f'<pre style="{_PRE}">{html.escape(problem)}</pre></div>')
@@ -111,6 +111,14 @@ def _problems(run: RunResult) -> list[tuple[str, str]]:
     """Problems with the whole run, as (heading, details)."""
     found = [(_UNLOADED, run.load_problem), (_UNTRUSTED, run.integrity_problem)]
     return [(heading, text) for heading, text in found if text]
+
+
+def _shown(folder: Path) -> str:
+    """A folder inside the course as a path from its root (exercises/chapter-1), else in full."""
+    root = course_root()
+    if root is not None and folder.is_relative_to(root):
+        return folder.relative_to(root).as_posix()
+    return str(folder)
 
 
 def _row(result) -> str:
