@@ -57,12 +57,14 @@ def describe_request(method: str, url: str, body: Any = None) -> str:
 
 
 def describe_response(response: httpx.Response) -> str:
+    """Status and body; for a body that is not JSON, its content type too (the usual culprit)."""
     text = response.text
+    kind = ""
     try:
         text = _as_json_text(response.json())
     except ValueError:
-        pass
-    return f"{response.status_code} {_short(text) if text else '(empty body)'}"
+        kind = f"[content-type: {response.headers.get('content-type', 'none')}] "
+    return f"{response.status_code} {kind}{_short(text) if text else '(empty body)'}"
 
 
 def _request_label(response: httpx.Response) -> str:

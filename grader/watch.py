@@ -7,6 +7,8 @@ a re-check arrive a fraction of a second after the save.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -29,23 +31,39 @@ def watch(
     """Check now, then again after every change to a Python file under `folder`.
 
     `run_once` grades with a runner and reports (the CLI's console report); `stop_after`
-    ends the loop after that many re-checks (for tests and benchmarks).
+    ends the loop after that many re-checks (for tests and benchmarks). The file watcher
+    starts before the first check, so a save made while a check runs is not missed.
     """
-    from watchfiles import PythonFilter, watch as changes_of
-
+    changes: queue.Queue[set] = queue.Queue()
+    ready, stop = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=_watch_files, args=(folder, changes, ready, stop), daemon=True)
+    watcher.start()
+    ready.wait(timeout=5)
     zygote = Zygote()
     try:
         run_once(Runner(chapter, folder, limits, zygote=zygote))
         say(f"\nWatching {folder} for changes to .py files. Press Ctrl-C to stop.")
         rechecks = 0
-        for changes in changes_of(folder, watch_filter=PythonFilter(), step=SETTLE_MS, debounce=1000):
-            names = sorted({Path(path).relative_to(folder).as_posix() for _, path in changes})
+        while stop_after is None or rechecks < stop_after:
+            changed = changes.get()
+            while not changes.empty():  # saves that came in while a check ran: one re-check
+                changed |= changes.get()
+            names = sorted({Path(path).relative_to(folder).as_posix() for _, path in changed})
             say(f"\n── {', '.join(names)} changed at {datetime.now():%H:%M:%S} ──\n")
             if zygote.process.poll() is not None:  # the warm worker died: start another
                 zygote = Zygote()
             run_once(Runner(chapter, folder, limits, zygote=zygote))
             rechecks += 1
-            if stop_after is not None and rechecks >= stop_after:
-                return
     finally:
+        stop.set()
         zygote.close()
+
+
+def _watch_files(folder: Path, changes: queue.Queue, ready: threading.Event, stop: threading.Event) -> None:
+    from watchfiles import PythonFilter, watch as changes_of
+
+    for batch in changes_of(folder, watch_filter=PythonFilter(), step=SETTLE_MS, debounce=1000,
+                            stop_event=stop, yield_on_timeout=True, rust_timeout=200):
+        ready.set()  # the first (empty) batch means the watch is in place
+        if batch:
+            changes.put(set(batch))
