@@ -172,20 +172,33 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _when(stamp: str) -> str:
+    """An ISO timestamp as a person reads it: 2026-11-27 17:35."""
+    return stamp[:16].replace("T", " ")
+
+
 def cmd_progress() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from grader.progress import Progress
 
     progress = Progress()
-    print(f"{'chapter':<11} {'best':>7}  {'when':<26} {'latest':>7}  when")
+    table = Table(title="Your progress", title_justify="left")
+    for column in ("chapter", "title", "best", "when", "latest", "when "):
+        table.add_column(column, justify="right" if column in ("best", "latest") else "left", no_wrap=True)
     for chapter in all_chapters():
         entry = progress.chapter(chapter.slug)
         best, last = entry.get("best"), entry.get("last")
         if best is None:
-            print(f"{chapter.slug:<11} {'–':>7}  {'not tried yet':<26}")
+            table.add_row(chapter.slug, chapter.title, "–", "not tried yet", "–", "")
             continue
-        print(f"{chapter.slug:<11} {best['passed']:>3}/{best['total']:<3}  {best['when']:<26} "
-              f"{last['passed']:>3}/{last['total']:<3}  {last['when']}")
-    print(f"\nKept in {progress.path}")
+        style = "green" if best["passed"] == best["total"] else None
+        table.add_row(chapter.slug, chapter.title, f"{best['passed']}/{best['total']}", _when(best["when"]),
+                      f"{last['passed']}/{last['total']}", _when(last["when"]), style=style)
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    console.print(f"Kept in {progress.path}", highlight=False)
     return EXIT_OK
 
 
