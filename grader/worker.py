@@ -117,11 +117,14 @@ def block_network() -> None:
 
 
 def cap_resources() -> None:
-    for limit, value in [(resource.RLIMIT_AS, MEMORY_LIMIT), (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT)]:
+    for limit, value in [(resource.RLIMIT_AS, MEMORY_LIMIT), (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT),
+                         (resource.RLIMIT_CORE, 0)]:
         soft, hard = resource.getrlimit(limit)
         wanted = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(limit, (wanted, wanted))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        try:
+            resource.setrlimit(limit, (wanted, wanted))
+        except (ValueError, OSError):
+            pass  # a platform without this limit (macOS has no RLIMIT_AS): grade without it
 
 
 def _relative(path: str, home: Path) -> str:
