@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     chapter = find_chapter(args.chapter)
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the warm worker on `kill` too
     next_step = "Fix the first failing check and save: the checks run again by themselves."
     watch(chapter, folder, limits, lambda runner: _grade(runner, chapter, folder, next_step),
           lambda line: print(line, flush=True))
@@ -164,8 +166,11 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
     chapter = find_chapter(args.chapter)
     folder = (args.path or exercise_dir(chapter)).expanduser().resolve()
+    existed = folder.exists()
     saved = reset(chapter, folder)
-    if saved is None:
+    if not existed:
+        print(f"{folder} was missing; it holds the starter code now.")
+    elif saved is None:
         print(f"{folder} already holds the starter code; nothing to reset.")
     else:
         print(f"Your work was saved to {saved}\n{folder} holds the starter code again.")

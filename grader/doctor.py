@@ -138,7 +138,7 @@ def _chapter(root: Path, chapter) -> list[Finding]:
         exercise = Finding(FAIL, f"exercises/{slug} is missing", restore)
     elif not (folder / module).is_file():
         exercise = Finding(FAIL, f"exercises/{slug}/{module.as_posix()} is missing",
-                           restore + " It replaces your changes to that folder, so copy any you want to keep first.")
+                           restore + " It saves what is in that folder to a backup first.")
     else:
         exercise = Finding(OK, f"exercises/{slug} holds {module.as_posix()}")
     if (root / "solutions" / slug).is_dir():

@@ -44,8 +44,12 @@ def load() -> dict[str, str]:
 
 
 def fingerprint() -> str:
-    """A short hash of the manifest: equal fingerprints mean identical checks and grader."""
-    listing = json.dumps(load(), sort_keys=True).encode()
+    """A short hash of the grader's files as they are on disk (checks, starters, modules).
+
+    Equal fingerprints mean identical checks and grader; a clone whose grader was edited
+    has a fingerprint other than the published one (`python -m grader.manifest` prints it).
+    """
+    listing = json.dumps(build(), sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(listing).hexdigest()[:16]
 
 
@@ -85,6 +89,7 @@ def main(argv: list[str]) -> int:
     for name in problems:
         print(f"out of date: {name}")
     print("manifest is current" if not problems else "run: python -m grader.manifest --update")
+    print(f"fingerprint {fingerprint()}")
     return 1 if problems else 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from grader.catalogue import UsageError, course_root, find_chapter, learner_folder
 from grader.progress import Progress
-from grader.report import MARKS, score_line
+from grader.report import LADDER, MARKS, score_line
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, Limits, RunResult, Runner
 
 # White text on these backgrounds has a contrast ratio of at least 4.5:1 (WCAG AA), and a
@@ -37,10 +37,13 @@ _PROBLEM = "border-left:4px solid #c62828;padding:4px 12px;margin:8px 0;"
 class NotebookResult:
     """A grading run (or the usage error that stopped it), displayable in a notebook."""
 
-    def __init__(self, run: RunResult | None = None, error: str | None = None, command: str | None = None) -> None:
+    def __init__(self, run: RunResult | None = None, error: str | None = None, command: str | None = None,
+                 failed_before: dict[str, int] | None = None) -> None:
         self.run = run
         self.error = error
         self.command = command  # what to run again, shown under a score that is not full
+        # Failing runs in a row before this one, per check: the hint ladder, as in the terminal.
+        self.failed_before = failed_before or {}
 
     @property
     def all_passed(self) -> bool:
@@ -55,7 +58,7 @@ class NotebookResult:
         from grader.report import ConsoleReport
 
         out = io.StringIO()
-        report = ConsoleReport(out, colour=False)
+        report = ConsoleReport(out, colour=False, failed_before=lambda name: self.failed_before.get(name, 0))
         report.start(self.run.chapter, self.run.learner_dir)
         for result in self.run.results:
             report.result(result)
@@ -92,7 +95,7 @@ class NotebookResult:
                      f'<th scope="col" style="{_CELL}">Check</th>'
                      f'<th scope="col" style="{_CELL}">What it checks</th></tr></thead><tbody>')
         for result in run.results:
-            parts.append(_row(result))
+            parts.append(_row(result, self.failed_before.get(result.check.name, 0) + 1))
         parts.append("</tbody></table>")
         if run.all_passed:
             parts.append(f'<p style="margin:4px 0">Chapter {run.chapter.number} is done. Well done!</p>')
@@ -121,7 +124,7 @@ def _shown(folder: Path) -> str:
     return str(folder)
 
 
-def _row(result) -> str:
+def _row(result, failing_runs: int = 1) -> str:
     status = result.status
     badge = (f'<span title="{status}" aria-label="{status}" role="img" style="display:inline-block;'
              f"min-width:1.4em;text-align:center;border-radius:4px;color:#fff;font-weight:bold;"
@@ -133,6 +136,10 @@ def _row(result) -> str:
         return row
     detail = f'<pre style="{_PRE}">{html.escape(result.message)}</pre>' if result.message else ""
     hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {_inline_code(result.check.hint)}</p>'
+    if failing_runs >= LADDER and result.check.explanation:
+        more = _inline_code(" ".join(result.check.explanation.split()))
+        hint += (f'<p style="margin:4px 0"><strong>This check has failed {failing_runs} runs in a row, '
+                 f"so here is more:</strong> {more}</p>")
     return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}{hint}</td></tr>'
 
 
@@ -155,11 +162,13 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
         run = Runner(found, folder, Limits(request=timeout)).run()
     except UsageError as exc:
         return NotebookResult(error=str(exc))
-    Progress().record_run(run)
+    progress = Progress()
+    failed_before = {check.name: progress.streak(found.slug, check.name) for check in found.checks}
+    progress.record_run(run)
     if command is None:
         where = f", path={str(path)!r}" if path is not None else ""
         command = f"check({found.slug!r}{where})"
-    return NotebookResult(run, command=command)
+    return NotebookResult(run, command=command, failed_before=failed_before)
 
 
 # -- the %grader magic -----------------------------------------------------------------------

@@ -66,8 +66,21 @@ class Progress:
         self.save()
 
     def record_run(self, run: "RunResult") -> None:
-        self.record(run.chapter.slug, run.passed, len(run.chapter.checks),
-                    {result.check.name: result.passed for result in run.results}, run.learner_dir)
+        """Remember a run of the learner's own work.
+
+        Runs on the course's solutions or pristine starters are not the learner's score. A run
+        in which no check could run (an import failure, a void run) changes the score but not
+        the failure counts, so the hints do not escalate for checks that never ran.
+        """
+        root = course_root()
+        if root is not None and run.learner_dir.is_relative_to(root) and not run.learner_dir.is_relative_to(
+            root / "exercises"
+        ):
+            return
+        statuses = {result.check.name: result.passed for result in run.results}
+        if run.load_problem or run.integrity_problem:
+            statuses = {}
+        self.record(run.chapter.slug, run.passed, len(run.chapter.checks), statuses, run.learner_dir)
 
     def save(self) -> None:
         try:

@@ -77,6 +77,10 @@ class _ProtocolViolation(Exception):
     """The worker's events broke the protocol: someone other than the grader wrote them."""
 
 
+class _Tampered(Exception):
+    """The worker found the grader or pytest changed by the learner's code."""
+
+
 @dataclass
 class _WorkerState:
     phase: str = "starting"  # starting, loading, between, check, finished
@@ -294,6 +298,9 @@ class Runner:
                 for line in lines:
                     try:
                         result = self._handle(json.loads(line), state, by_name, outcome)
+                    except _Tampered as exc:
+                        outcome.integrity_problem = f"While grading, {exc}, so none of this run's results count."
+                        return
                     except (ValueError, _ProtocolViolation) as exc:
                         outcome.integrity_problem = (
                             f"The grader's channel from your app's process was tampered with ({exc}), "
@@ -342,7 +349,7 @@ class Runner:
         kind = event["event"]
         now = time.monotonic()
         if kind == "tampered":
-            raise _ProtocolViolation(event.get("message", "the worker reported tampering"))
+            raise _Tampered(event.get("message", "your code changed the grader while it ran"))
         if kind == "loading":
             state.phase, state.phase_started = "loading", now
         elif kind == "loaded":

@@ -32,6 +32,14 @@ def attempt(tmp_path):
     return folder
 
 
+@pytest.fixture
+def finished(tmp_path):
+    """A learner's finished exercise, outside the clone (runs on solutions/ are not recorded)."""
+    folder = tmp_path / "finished"
+    shutil.copytree(SOLUTION, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
 def grader(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=300, env=os.environ)
@@ -47,17 +55,20 @@ def test_hints_grow_into_explanations_after_repeated_failures(state, attempt):
     assert "UserPublic lists what anyone may see of a user" in third
 
 
-def test_progress_remembers_best_and_latest_scores(state, attempt):
+def test_progress_remembers_best_and_latest_scores(state, attempt, finished):
     assert "not tried yet" in grader("progress").stdout
     grader("check", "1", "--path", attempt)
-    grader("check", "1", "--path", SOLUTION)
+    grader("check", "1", "--path", SOLUTION)  # the course's own solution is not the learner's score
+    assert "not tried yet" not in grader("progress").stdout
+    assert "0/17" in grader("progress").stdout and "17/17" not in grader("progress").stdout
+    grader("check", "1", "--path", finished)
     grader("check", "1", "--path", attempt)
     row = next(line for line in grader("progress").stdout.splitlines() if "chapter-1" in line)
     assert re.findall(r"\b\d+/17\b", row) == ["17/17", "0/17"]  # best, then latest
     assert str(state) in grader("progress").stdout
 
 
-def test_hint_names_the_first_failing_check_or_a_chosen_one(state, attempt):
+def test_hint_names_the_first_failing_check_or_a_chosen_one(state, attempt, finished):
     grader("check", "1", "--path", attempt)
     first = CHAPTER.checks[0]
     assert grader("hint", "1").stdout.startswith(f"{first.name}: {first.title}")
@@ -66,7 +77,7 @@ def test_hint_names_the_first_failing_check_or_a_chosen_one(state, attempt):
     assert chosen.hint in out and " ".join(chosen.explanation.split()) in out
     unknown = grader("hint", "1", "no-such-check")
     assert unknown.returncode == 2 and "has no check named 'no-such-check'" in unknown.stderr
-    grader("check", "1", "--path", SOLUTION)
+    grader("check", "1", "--path", finished)
     assert "Every check of chapter-1 passed on your last run" in grader("hint", "1").stdout
 
 

@@ -141,3 +141,17 @@ def test_the_module_imports_without_ipython():
     blocked = "import sys; sys.modules['IPython'] = None; import grader.notebook; print('imported')"
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "imported", result.stderr
+
+
+def test_the_notebook_table_climbs_the_hint_ladder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_STATE_DIR", str(tmp_path / "state"))
+    attempt = tmp_path / "attempt"
+    import shutil
+
+    shutil.copytree(STARTER, attempt)
+    first = check("1", path=attempt)._repr_html_()
+    assert "runs in a row" not in first
+    check("1", path=attempt)
+    third = check("1", path=attempt)._repr_html_()
+    assert "This check has failed 3 runs in a row, so here is more:" in third
+    assert "UserPublic lists what anyone may see of a user" in html.unescape(third)
