@@ -83,7 +83,7 @@ class NotebookResult:
             return (f'<div role="alert" style="{_PROBLEM}"><strong>grader:</strong> '
                     f"{html.escape(self.error or '')}</div>")
         run = self.run
-        parts = [f'<div class="grader-result" style="max-width:60em">',
+        parts = ['<div class="grader-result" style="max-width:60em">',
                  f"<p style=\"margin:4px 0\"><strong>{html.escape(score_line(run))}</strong><br>"
                  f"Chapter {run.chapter.number} · {html.escape(run.chapter.title)} · "
                  f"<code>{html.escape(_shown(run.learner_dir))}</code></p>"]

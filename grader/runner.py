@@ -15,11 +15,7 @@ import os
 import select
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +23,12 @@ from pathlib import Path
 
 from grader import manifest
 from grader.catalogue import Chapter, Check
+from grader.processes import (
+    LIVE_WORKERS, WORKERS_LOCK, SpawnedWorker, Worker, Zygote, become_subreaper, kill_orphans, worker_environment,
+)
 
 PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN = "passed", "failed", "error", "timeout", "not-run"
 
-# Variables that would let the learner's environment reconfigure the checks' pytest.
-SCRUBBED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONSAFEPATH")
 
 
 @dataclass
@@ -89,46 +86,6 @@ class _WorkerState:
     phase_started: float = field(default_factory=time.monotonic)
     request_started: float = 0.0
     completed: set[str] = field(default_factory=set)
-
-
-_LIVE_WORKERS: set[int] = set()  # pids of workers running now, in any thread of this process
-_WORKERS_LOCK = threading.Lock()  # a worker being started is registered before anyone scans
-
-
-def become_subreaper() -> None:
-    """Make this process adopt the orphans of its workers (Linux), so none can escape the kill."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
-
-
-def kill_orphans() -> None:
-    """Kill and reap processes a worker left behind that were re-parented to us.
-
-    A learner's code may start processes in a new session (out of the worker's process
-    group); as our adopted children they are found here and ended.
-    """
-    with _WORKERS_LOCK:
-        _kill_orphans_locked(os.getpid())
-
-
-def _kill_orphans_locked(me: int) -> None:
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, parent = int(entry.name), int(fields[1])
-        if parent == me and pid not in _LIVE_WORKERS:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
 
 
 def _signal_name(returncode: int) -> str:
@@ -234,20 +191,8 @@ class Runner:
 
     # -- one worker's life ---------------------------------------------------------------
 
-    @staticmethod
-    def worker_environment() -> dict[str, str]:
-        """The environment of every worker: the learner's, minus what would reconfigure pytest."""
-        env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
-        env.update(
-            PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-            PYTHONDONTWRITEBYTECODE="1",
-            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-            PYTHONUNBUFFERED="1",
-        )
-        return env
-
     def _environment(self) -> dict[str, str]:
-        return {**self.worker_environment(), "GRADER_LEARNER_DIR": str(self.learner_dir)}
+        return {**worker_environment(), "GRADER_LEARNER_DIR": str(self.learner_dir)}
 
     @staticmethod
     def _scratch_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
@@ -270,12 +215,12 @@ class Runner:
             "event_fd": write_fd,
         }
         env = self._scratch_env(self._environment(), workdir)
-        with _WORKERS_LOCK:
+        with WORKERS_LOCK:
             if self.zygote is not None:
-                process: _Worker = self.zygote.launch(spec, workdir, log, env)
+                process: Worker = self.zygote.launch(spec, workdir, log, env)
             else:
-                process = _SpawnedWorker(spec, workdir, log, env)
-            _LIVE_WORKERS.add(process.pid)
+                process = SpawnedWorker(spec, workdir, log, env)
+            LIVE_WORKERS.add(process.pid)
         os.close(write_fd)
         state = _WorkerState()
         buffer = b""
@@ -408,94 +353,12 @@ class Runner:
         return next((check for name, check in by_name.items() if name not in state.completed), None)
 
     @staticmethod
-    def _kill(process: _Worker) -> None:
+    def _kill(process: Worker) -> None:
         """Kill the worker and anything it started (they share its process group)."""
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         process.wait()
-        _LIVE_WORKERS.discard(process.pid)
+        LIVE_WORKERS.discard(process.pid)
         kill_orphans()
-
-
-class _Worker:
-    """A running worker: its pid (also its process group) and a way to learn its exit status."""
-
-    pid: int
-
-    def wait(self) -> int:
-        raise NotImplementedError
-
-
-class _SpawnedWorker(_Worker):
-    """A worker started as a new interpreter: simple, and the cold path for `grader check`."""
-
-    def __init__(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> None:
-        with log.open("wb") as log_handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-B", "-m", "grader.worker", json.dumps(spec)],
-                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log_handle,
-                stderr=subprocess.STDOUT, pass_fds=(spec["event_fd"],), start_new_session=True,
-            )
-        self.pid = self.process.pid
-
-    def wait(self) -> int:
-        return self.process.wait()
-
-
-class _ForkedWorker(_Worker):
-    def __init__(self, zygote: Zygote, pid: int) -> None:
-        self.zygote, self.pid = zygote, pid
-        self.returncode: int | None = None
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            self.returncode = self.zygote.exit_status(self.pid)
-        return self.returncode
-
-
-class Zygote:
-    """A warm process that forks ready-made workers (see `grader.zygote`); for `grader watch`."""
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.home = tempfile.mkdtemp(prefix="grader-zygote-")
-        with _WORKERS_LOCK:
-            self.process = subprocess.Popen(
-                [sys.executable, "-B", "-m", "grader.zygote", str(theirs.fileno())],
-                cwd=self.home, env=env or Runner.worker_environment(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-            )
-            _LIVE_WORKERS.add(self.process.pid)
-        theirs.close()
-        if not self._receive().get("ready"):
-            raise RuntimeError("the warm worker did not start")
-
-    def _receive(self) -> dict:
-        message = self.sock.recv(65536)
-        if not message:
-            raise RuntimeError("the warm worker ended unexpectedly")
-        return json.loads(message)
-
-    def launch(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> _ForkedWorker:
-        request = {**spec, "workdir": str(workdir), "log": str(log), "env": env}
-        socket.send_fds(self.sock, [json.dumps(request).encode()], [spec["event_fd"]])
-        return _ForkedWorker(self, self._receive()["pid"])
-
-    def exit_status(self, pid: int) -> int:
-        message = self._receive()
-        if message.get("pid") != pid or "returncode" not in message:
-            raise RuntimeError(f"unexpected message from the warm worker: {message}")
-        return message["returncode"]
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        _LIVE_WORKERS.discard(self.process.pid)
-        shutil.rmtree(self.home, ignore_errors=True)
