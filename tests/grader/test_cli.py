@@ -58,3 +58,10 @@ def test_missing_folder_and_missing_main_are_usage_errors(tmp_path):
 def test_no_command_prints_help():
     result = grader()
     assert result.returncode == 2 and "grader check" in result.stdout + result.stderr
+
+
+def test_doctor_finds_this_clone_in_order():
+    result = grader("doctor")
+    assert result.returncode == 0, result.stdout
+    assert "requirements in requirements.txt are installed" in result.stdout
+    assert "exercises/chapter-1 holds tracker/main.py" in result.stdout
