@@ -182,3 +182,28 @@ def test_the_clone_environment_is_not_inherited_by_the_learners_code(submission,
     run = grade(folder)
     assert run.all_passed
     assert os.environ["PYTHONPATH"] == "/nonexistent"
+
+
+def test_deleting_the_hidden_checks_while_they_run_is_caught(submission, grade):
+    folder = submission(start=STARTER, find=STARTER_GET_USER, replace=STARTER_GET_USER + (
+        "    import json as _json, sys as _sys, pathlib as _pl\n"
+        "    for _f in _pl.Path(_json.loads(_sys.argv[1])['suite_dir']).iterdir():\n"
+        "        _f.unlink() if _f.is_file() else None\n"
+    ))
+    run = grade(folder)
+    assert run.passed == 0
+    assert "hidden checks were changed while they ran (missing:" in run.integrity_problem
+
+
+def test_deleting_its_own_files_is_the_learners_own_doing_and_is_reported(submission, grade):
+    # The app deletes its own main.py, then hangs: the restarted worker cannot import it.
+    folder = submission(find=GET_USER, replace=GET_USER + (
+        "    import pathlib\n"
+        "    pathlib.Path(__file__).unlink(missing_ok=True)\n"
+        "    while True:\n        pass\n"
+    ))
+    run = grade(folder, request=1)
+    assert not run.all_passed
+    assert run.results[1].status == "timeout"
+    assert "No module named 'tracker.main'" in run.load_problem
+    assert not (folder / "tracker" / "main.py").exists()  # gone by the app's hand, not the grader's
