@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Protocol
 
 SCRUBBED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONSAFEPATH")
 
@@ -74,16 +75,15 @@ def _kill_orphans_locked(me: int) -> None:
                 pass
 
 
-class Worker:
+class Worker(Protocol):
     """A running worker: its pid (also its process group) and a way to learn its exit status."""
 
     pid: int
 
-    def wait(self) -> int:
-        raise NotImplementedError
+    def wait(self) -> int: ...
 
 
-class SpawnedWorker(Worker):
+class SpawnedWorker:
     """A worker started as a new interpreter: simple, and the cold path for `grader check`."""
 
     def __init__(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> None:
@@ -99,7 +99,7 @@ class SpawnedWorker(Worker):
         return self.process.wait()
 
 
-class ForkedWorker(Worker):
+class ForkedWorker:
     def __init__(self, zygote: Zygote, pid: int) -> None:
         self.zygote, self.pid = zygote, pid
         self.returncode: int | None = None
