@@ -43,13 +43,15 @@ def load() -> dict[str, str]:
         return {}
 
 
-def fingerprint() -> str:
-    """A short hash of the grader's files as they are on disk (checks, starters, modules).
+def fingerprint(prefix: str = "") -> str:
+    """A short hash of the grader's files as they are on disk (checks, starters, modules),
+    or of those under `prefix` only (`suites/chapter-1/`: one chapter's hidden suite).
 
     Equal fingerprints mean identical checks and grader; a clone whose grader was edited
     has a fingerprint other than the published one (`python -m grader.manifest` prints it).
     """
-    listing = json.dumps(build(), sort_keys=True).encode()
+    files = {name: digest for name, digest in build().items() if name.startswith(prefix)}
+    listing = json.dumps(files, sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(listing).hexdigest()[:16]
 
 

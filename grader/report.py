@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -20,16 +19,6 @@ JSON_SCHEMA = "grader-result/1"
 
 MARKS = {PASSED: "✔", FAILED: "✘", ERROR: "!", TIMEOUT: "⏱", NOT_RUN: "·"}
 _COLOURS = {PASSED: "32", FAILED: "31", ERROR: "31", TIMEOUT: "33", NOT_RUN: "2"}
-
-
-def suite_fingerprint(chapter: Chapter) -> str:
-    """A hash of the chapter's hidden suite, so a result says which checks produced it."""
-    digest = hashlib.sha256()
-    for path in sorted(chapter.suite_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(chapter.suite_dir).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-    return "sha256:" + digest.hexdigest()[:16]
 
 
 def _display_path(path: Path) -> str:
@@ -131,7 +120,7 @@ def as_json(run: RunResult) -> dict:
         "title": run.chapter.title,
         "path": str(run.learner_dir),
         "fingerprint": manifest.fingerprint(),
-        "suite_fingerprint": suite_fingerprint(run.chapter),
+        "suite_fingerprint": manifest.fingerprint(f"suites/{run.chapter.slug}/"),
         "integrity_problem": run.integrity_problem,
         "score": {"passed": run.passed, "total": len(run.chapter.checks)},
         "load_problem": run.load_problem,
