@@ -113,14 +113,15 @@ def score_line(run: RunResult) -> str:
 
 
 def as_json(run: RunResult) -> dict:
+    files = manifest.build()  # read and hash the grader's files once for both fingerprints
     return {
         "schema": JSON_SCHEMA,
         "grader_version": __version__,
         "chapter": run.chapter.slug,
         "title": run.chapter.title,
         "path": str(run.learner_dir),
-        "fingerprint": manifest.fingerprint(),
-        "suite_fingerprint": manifest.fingerprint(f"suites/{run.chapter.slug}/"),
+        "fingerprint": manifest.fingerprint(files=files),
+        "suite_fingerprint": manifest.fingerprint(f"suites/{run.chapter.slug}/", files),
         "integrity_problem": run.integrity_problem,
         "score": {"passed": run.passed, "total": len(run.chapter.checks)},
         "load_problem": run.load_problem,
