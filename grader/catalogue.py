@@ -57,6 +57,8 @@ class Chapter:
     app_module: str
     suite_dir: Path
     checks: tuple[Check, ...] = field(repr=False)
+    #: Names in app_module the checks rely on: "app", and optionally "engine" and "base".
+    names: dict[str, str] = field(default_factory=lambda: {"app": "app"}, repr=False, compare=False)
 
     @property
     def slug(self) -> str:
@@ -100,6 +102,7 @@ def load_chapter(suite_dir: Path) -> Chapter:
         app_module=data["app_module"],
         suite_dir=suite_dir,
         checks=checks,
+        names=dict(data.get("names", {"app": "app"})),
     )
 
 

@@ -101,8 +101,9 @@ def _limits(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from grader.runner import Runner
+    from grader.runner import Runner, stop_on_signals
 
+    stop_on_signals()
     chapter = find_chapter(args.chapter)
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
@@ -118,7 +119,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     chapter = find_chapter(args.chapter)
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the warm worker on `kill` too
+    from grader.runner import stop_on_signals
+
+    stop_on_signals()  # a closed terminal or `kill` ends the run in order, as Ctrl-C does
     next_step = "Fix the first failing check and save: the checks run again by themselves."
     watch(chapter, folder, limits, lambda runner: _grade(runner, chapter, folder, next_step),
           lambda line: print(line, flush=True))
@@ -253,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ngrader: stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        number = getattr(exc, "signum", signal.SIGINT)
+        print(f"\ngrader: stopped ({signal.Signals(number).name}); nothing was left running", file=sys.stderr)
+        return 128 + number
     except BrokenPipeError:  # the output went to a pager or `head` that closed early
         sys.stderr.close()
         return EXIT_FAILED

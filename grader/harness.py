@@ -1,31 +1,26 @@
 """What the hidden checks are written with.
 
-A check talks to the learner's app through `CheckClient`, which remembers every exchange and
-turns a crash inside the learner's code into a readable account of it. Expectations
-(`expect_status`, `expect_rejected`, ...) raise `CheckFailed`, whose text is shown to the
-learner as it is: the request that was sent, what was expected and what came back. The
-check's own source is never shown.
+A check gets its own fresh app process through `app_for_check()` and talks to it over HTTP
+with `CheckClient`, as the app's clients would. A hang or a crash in the app becomes
+`AppHung` or `AppCrashed`, with the learner's file and line where the app reported them.
+Expectations (`expect_status`, `expect_rejected`, ...) raise `CheckFailed`, whose text is
+shown to the learner as it is: the request that was sent, what was expected and what came
+back. The check's own source is never shown.
 
-This module has no grader-only dependencies, so the hidden suites also run under bare pytest.
+This module runs only on the trusted side: it never imports the learner's code.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
-
-#: Called with a label such as "GET /tasks/1" just before each request is sent; the
-#: grader's worker listens here so that a hung request can be named.
-request_listeners: list[Callable[[str], None]] = []
 
 BODY_LIMIT = 700
+RESPONSE_LIMIT = 4 * 1024**2  # bytes of a response body that a check reads; the rest is a failure
 
 
 class CheckFailed(AssertionError):
@@ -36,9 +31,25 @@ class SetupProblem(Exception):
     """The learner's code lacks something every check needs (a name the task keeps)."""
 
 
-def learner_dir() -> Path | None:
-    value = os.environ.get("GRADER_LEARNER_DIR")
-    return Path(value).resolve() if value else None
+class AppProblem(Exception):
+    """The app hung or crashed while a check talked to it. Reported as that, without the
+    check's hint, which is about something else."""
+
+    status = "error"
+
+
+class AppHung(AppProblem):
+    status = "timeout"
+
+
+class AppCrashed(AppProblem):
+    status = "error"
+
+
+class RunStopped(AppProblem):
+    """The whole run went over its limit, or was interrupted: the check did not run."""
+
+    status = "not-run"
 
 
 def _short(text: str, limit: int = BODY_LIMIT) -> str:
@@ -84,71 +95,73 @@ def exchange(response: httpx.Response) -> str:
     return f"  sent: {_request_label(response)}\n  got:  {describe_response(response)}"
 
 
-def learner_frames(exc: BaseException) -> list[str]:
-    """The traceback lines that point into the learner's own files, innermost last."""
-    home = learner_dir()
-    lines = []
-    for frame in traceback.extract_tb(exc.__traceback__):
-        path = Path(frame.filename)
-        if home is not None and path.is_absolute() and home in path.resolve().parents:
-            shown = path.resolve().relative_to(home)
-            lines.append(f"    {shown}, line {frame.lineno}, in {frame.name}: {(frame.line or '').strip()}")
-    return lines
+def _target(url: Any, query: Any) -> str:
+    return str(url) + (f"?{httpx.QueryParams(query)}" if query else "")
 
 
-def describe_crash(label: str, exc: BaseException) -> str:
-    if isinstance(exc, AppExited):
-        exc = exc.original
-    if isinstance(exc, SystemExit):
-        what = f"it called sys.exit({exc.code!r})"
-    else:
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        what = f"{type(exc).__name__}: {_short(first_line, 300)}"
-    frames = learner_frames(exc)
-    where = "\n  where (innermost last):\n" + "\n".join(frames[-6:]) if frames else ""
-    return f"Your app crashed instead of answering: {what}\n  sent: {label}{where}"
+class CheckClient(httpx.Client):
+    """An HTTP client for one check's app process, on the Unix socket the checker made.
 
+    Each request carries an `x-grader-request` number, so that a crash the app reports can be
+    matched to it; its time limit is kept by the supervisor's watchdog, which kills the app
+    (not the request) when it passes, so no trickle of bytes can stretch it.
+    """
 
-class AppExited(Exception):
-    """The app raised SystemExit or KeyboardInterrupt; carried as an ordinary exception."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(repr(original))
-        self.original = original
-
-
-class _ExitGuard:
-    """ASGI wrapper: a SystemExit inside a handler would otherwise tear down the TestClient's
-    event loop and surface as a bare CancelledError with no trace of its cause."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise AppExited(exc) from exc
-
-
-class CheckClient(TestClient):
-    """A TestClient that names each request to the grader and explains crashes."""
-
-    def __init__(self, app: Any, **kwargs: Any) -> None:
-        super().__init__(_ExitGuard(app), raise_server_exceptions=True, **kwargs)
+    def __init__(self, app: Any, supervisor: Any) -> None:
+        # Plain HTTP on a Unix socket: no TLS context to build, no proxy settings to read.
+        super().__init__(transport=httpx.HTTPTransport(uds=str(app.sock_path), verify=False), verify=False,
+                         trust_env=False, base_url="http://tracker",
+                         timeout=httpx.Timeout(supervisor.limits.request + 5))
+        self.app, self.supervisor = app, supervisor
+        self.sent = 0
 
     def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        query = kwargs.get("params")
-        target = str(url) + (f"?{httpx.QueryParams(query)}" if query else "")
-        label = describe_request(method, target, kwargs.get("json"))
-        for listener in request_listeners:
-            listener(f"{method.upper()} {target}")
+        label = f"{method.upper()} {_target(url, kwargs.get('params'))}"
+        body = kwargs.get("json")
+        shown = describe_request(method, _target(url, kwargs.get("params")), body)
+        self.supervisor.before_request(self.app, label)
+        self.sent += 1
+        headers = {**(kwargs.pop("headers", None) or {}), "x-grader-request": str(self.sent)}
         try:
-            return super().request(method, url, **kwargs)
-        except CheckFailed:
-            raise
-        except (Exception, SystemExit) as exc:
-            raise CheckFailed(describe_crash(label, exc)) from None
+            with self.supervisor.request_deadline(self.app, label):
+                with self.stream(method, url, headers=headers, **kwargs) as response:
+                    content = bytearray()
+                    for chunk in response.iter_bytes():
+                        content += chunk
+                        if len(content) > RESPONSE_LIMIT:
+                            raise CheckFailed(f"The response to {label} is larger than {RESPONSE_LIMIT >> 20} MiB; "
+                                              f"the checks stop reading there.\n  sent: {shown}")
+                    response._content = bytes(content)
+        except httpx.TransportError:
+            raise self.supervisor.explain_lost(self.app, label, shown) from None
+        if response.status_code >= 500:
+            crash = self.supervisor.crash_report(self.app, str(self.sent))
+            if crash is not None:
+                raise AppCrashed(crash + f"\n  sent: {shown}")
+        return response
+
+
+def app_for_check(suite_dir: Path) -> Any:
+    """The context manager that gives a check its own app process and a client for it.
+
+    Under `grader check` the supervisor of the run provides it. Under bare pytest (for
+    authoring checks, and for the benchmark that compares the two) the learner's app is
+    imported into this process instead and driven through a TestClient: never do that with
+    code you do not trust.
+    """
+    if _supervisor is not None:
+        return _supervisor.app_for_check()
+    from grader.inprocess import in_process_app
+
+    return in_process_app(suite_dir)
+
+
+_supervisor: Any = None
+
+
+def install(supervisor: Any) -> None:
+    global _supervisor
+    _supervisor = supervisor
 
 
 # --- Expectations ------------------------------------------------------------------------
@@ -223,13 +236,3 @@ def expect_rejected(response: httpx.Response, loc: tuple[str, ...], why: str) ->
             f"Expected the 422 body's detail to list an error at {where} ({why}); "
             f"errors found at: {shown}.\n{exchange(response)}"
         )
-
-
-def require(module: Any, name: str, purpose: str) -> Any:
-    """Fetch a name the exercise asks the learner to keep, or explain what is missing."""
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise SetupProblem(
-            f"{module.__name__} has no `{name}` ({purpose}). Keep this name from the starter code."
-        ) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from grader.catalogue import UsageError, course_root, find_chapter, learner_folder
 from grader.progress import Progress
 from grader.report import LADDER, MARKS, score_line
-from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, Limits, RunResult, Runner
+from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, RunResult, run_apart
 
 # White text on these backgrounds has a contrast ratio of at least 4.5:1 (WCAG AA), and a
 # badge reads the same on JupyterLab's light and dark themes, unlike coloured text.
@@ -136,6 +136,8 @@ def _row(result, failing_runs: int = 1) -> str:
         return row
     detail = f'<pre style="{_PRE}">{html.escape(result.message)}</pre>' if result.message else ""
     hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {_inline_code(result.check.hint)}</p>'
+    if result.about_app or result.status == NOT_RUN:
+        return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}</td></tr>'
     if failing_runs >= LADDER and result.check.explanation:
         more = _inline_code(" ".join(result.check.explanation.split()))
         hint += (f'<p style="margin:4px 0"><strong>This check has failed {failing_runs} runs in a row, '
@@ -159,12 +161,13 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
         folder = learner_folder(found, path)
         if not timeout > 0:
             raise UsageError("The timeout must be a positive number of seconds.")
-        run = Runner(found, folder, Limits(request=timeout)).run()
-    except UsageError as exc:
+        progress = Progress()
+        failed_before = {check.name: progress.streak(found.slug, check.name) for check in found.checks}
+        # In a process of its own, as `grader check` (which records the run in the progress):
+        # the kernel never runs pytest, and never shares a process with the grading.
+        run = run_apart(found, folder, timeout)
+    except (UsageError, RuntimeError) as exc:
         return NotebookResult(error=str(exc))
-    progress = Progress()
-    failed_before = {check.name: progress.streak(found.slug, check.name) for check in found.checks}
-    progress.record_run(run)
     if command is None:
         where = f", path={str(path)!r}" if path is not None else ""
         command = f"check({found.slug!r}{where})"

@@ -1,156 +1,122 @@
-"""The processes that run learner code, and making sure none outlives a run.
+"""Processes and pipes of a run: reading the app's output, and leaving nothing behind.
 
-A worker is either spawned as a new interpreter (`SpawnedWorker`, the path of `grader check`)
-or forked from a warm `Zygote` (`grader watch`). Either way it leads its own process group,
-which the runner kills; processes that escape the group (a new session) are re-parented to
-the grader, which is a child subreaper, and `kill_orphans` ends them.
+`Pump` is one thread that drains every pipe the app writes to (its output, its reports), so
+the app never stalls on a full pipe and no thread ever blocks on a descriptor that another
+closes. Without a sandbox the runner is a child subreaper (Linux), so processes that the app
+starts in a new session are adopted by the runner and `kill_orphans` ends them; with one,
+the PID namespace does that.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
+import selectors
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-SCRUBBED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONSAFEPATH")
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment of every worker: the learner's, minus what would reconfigure pytest."""
-    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
-    env.update(
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+_CHILDREN: set[int] = set()  # hosts running now: the orphan sweep leaves them alone
+_CHILDREN_LOCK = threading.Lock()
 
 
-LIVE_WORKERS: set[int] = set()  # pids of workers running now, in any thread of this process
-WORKERS_LOCK = threading.Lock()  # a worker being started is registered before anyone scans
+def register_child(pid: int) -> None:
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(pid)
+
+
+def unregister_child(pid: int) -> None:
+    with _CHILDREN_LOCK:
+        _CHILDREN.discard(pid)
 
 
 def become_subreaper() -> None:
-    """Make this process adopt the orphans of its workers (Linux), so none can escape the kill."""
+    """Adopt the orphans of the processes we start (Linux), so none can outlive the run."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
 
 
 def kill_orphans() -> None:
-    """Kill and reap processes a worker left behind that were re-parented to us.
-
-    A learner's code may start processes in a new session (out of the worker's process
-    group); as our adopted children they are found here and ended.
-    """
-    with WORKERS_LOCK:
-        _kill_orphans_locked(os.getpid())
-
-
-def _kill_orphans_locked(me: int) -> None:
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, parent = int(entry.name), int(fields[1])
-        if parent == me and pid not in LIVE_WORKERS:
+    """Kill and reap adopted processes that are not a running host."""
+    me = str(os.getpid()).encode()
+    with _CHILDREN_LOCK:
+        for entry in Path("/proc").glob("[0-9]*"):
             try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+                # Bytes: a process may give itself any name, valid UTF-8 or not, ")" included.
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                pid = int(entry.name)
+            except (OSError, ValueError, IndexError):
+                continue
+            if len(fields) > 1 and fields[1] == me and pid not in _CHILDREN:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError, PermissionError):
+                    pass
 
 
-class Worker(Protocol):
-    """A running worker: its pid (also its process group) and a way to learn its exit status."""
+class Pump(threading.Thread):
+    """Reads every registered pipe until its end, handing each chunk to that pipe's sink.
 
-    pid: int
+    A sink is called with b"" once, at the end. `close()` stops the thread and closes the
+    pipes still open; sinks must be quick (they only store).
+    """
 
-    def wait(self) -> int: ...
+    def __init__(self) -> None:
+        super().__init__(name="grader-pump", daemon=True)
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._pending: list[tuple[int, Callable[[bytes], None]]] = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.start()
 
+    def add(self, fd: int, sink: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._pending.append((fd, sink))
+        self._wake()
 
-class SpawnedWorker:
-    """A worker started as a new interpreter: simple, and the cold path for `grader check`."""
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_write, b"x")
+        except (BlockingIOError, OSError):
+            pass
 
-    def __init__(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> None:
-        with log.open("wb") as log_handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-B", "-m", "grader.worker", json.dumps(spec)],
-                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log_handle,
-                stderr=subprocess.STDOUT, pass_fds=(spec["event_fd"],), start_new_session=True,
-            )
-        self.pid = self.process.pid
-
-    def wait(self) -> int:
-        return self.process.wait()
-
-
-class ForkedWorker:
-    def __init__(self, zygote: Zygote, pid: int) -> None:
-        self.zygote, self.pid = zygote, pid
-        self.returncode: int | None = None
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            self.returncode = self.zygote.exit_status(self.pid)
-        return self.returncode
-
-
-class Zygote:
-    """A warm process that forks ready-made workers (see `grader.zygote`); for `grader watch`."""
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.home = tempfile.mkdtemp(prefix="grader-zygote-")
-        with WORKERS_LOCK:
-            self.process = subprocess.Popen(
-                [sys.executable, "-B", "-m", "grader.zygote", str(theirs.fileno())],
-                cwd=self.home, env=env or worker_environment(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-            )
-            LIVE_WORKERS.add(self.process.pid)
-        theirs.close()
-        if not self._receive().get("ready"):
-            raise RuntimeError("the warm worker did not start")
-
-    def _receive(self) -> dict:
-        message = self.sock.recv(65536)
-        if not message:
-            raise RuntimeError("the warm worker ended unexpectedly")
-        return json.loads(message)
-
-    def launch(self, spec: dict, workdir: Path, log: Path, env: dict[str, str]) -> ForkedWorker:
-        request = {**spec, "workdir": str(workdir), "log": str(log), "env": env}
-        socket.send_fds(self.sock, [json.dumps(request).encode()], [spec["event_fd"]])
-        return ForkedWorker(self, self._receive()["pid"])
-
-    def exit_status(self, pid: int) -> int:
-        message = self._receive()
-        if message.get("pid") != pid or "returncode" not in message:
-            raise RuntimeError(f"unexpected message from the warm worker: {message}")
-        return message["returncode"]
+    def run(self) -> None:
+        while True:
+            with self._lock:
+                for fd, sink in self._pending:
+                    self._selector.register(fd, selectors.EVENT_READ, sink)
+                self._pending.clear()
+                if self._stopping:
+                    break
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    os.read(self._wake_read, 4096)
+                    continue
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:
+                    data = b""
+                key.data(data)
+                if not data:
+                    self._selector.unregister(key.fd)
+                    os.close(key.fd)
+        for key in list(self._selector.get_map().values()):
+            if key.data is not None:
+                key.data(b"")
+            os.close(key.fd)
+        self._selector.close()
+        os.close(self._wake_write)
 
     def close(self) -> None:
-        self.sock.close()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        LIVE_WORKERS.discard(self.process.pid)
-        shutil.rmtree(self.home, ignore_errors=True)
+        with self._lock:
+            self._stopping = True
+        self._wake()
+        self.join(timeout=5)

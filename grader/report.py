@@ -66,6 +66,9 @@ class ConsoleReport:
             return
         for line in result.message.splitlines():
             self._print("     " + line)
+        if result.about_app or result.status == NOT_RUN:
+            self._print()  # a hang, a crash or a check that did not run: its hint is about something else
+            return
         self._print(self._paint(self._wrap(result.check.hint, "Hint: "), "36"))
         runs = self.failed_before(result.check.name) + 1
         if runs >= LADDER and result.check.explanation:
@@ -93,6 +96,8 @@ class ConsoleReport:
     def summary(self, run: RunResult, next_step: str | None = None) -> None:
         """The score, then what to do next (`next_step` replaces the default advice)."""
         line = score_line(run)
+        if run.sandbox == "none":
+            self._print(self._paint(f"Note: your app ran without a sandbox: {run.sandbox_detail}.", "33"))
         self._print()
         self._print(self._paint(line, "32;1" if run.all_passed else "1"))
         if run.all_passed:
@@ -123,9 +128,12 @@ def as_json(run: RunResult) -> dict:
         "fingerprint": manifest.fingerprint(files=files),
         "suite_fingerprint": manifest.fingerprint(f"suites/{run.chapter.slug}/", files),
         "integrity_problem": run.integrity_problem,
+        "sandbox": run.sandbox,
+        "sandbox_detail": run.sandbox_detail,
         "score": {"passed": run.passed, "total": len(run.chapter.checks)},
         "load_problem": run.load_problem,
         "duration": round(run.seconds, 3),
+        "app_hosts": run.workers,
         "checks": [
             {
                 "name": result.check.name,
@@ -133,10 +141,24 @@ def as_json(run: RunResult) -> dict:
                 "status": result.status,
                 "message": result.message,
                 "duration": round(result.duration, 3),
+                "about_app": result.about_app,
             }
             for result in run.results
         ],
     }
+
+
+def from_json(data: dict, chapter: Chapter) -> RunResult:
+    """A run read back from `as_json` (what `grader verify` and the notebook receive from a
+    `grader check` in a process of its own)."""
+    by_name = {check.name: check for check in chapter.checks}
+    results = [CheckResult(by_name[item["name"]], item["status"], item["message"], item["duration"],
+                           item.get("about_app", False))
+               for item in data["checks"] if item["name"] in by_name]
+    return RunResult(chapter, Path(data["path"]), results, load_problem=data["load_problem"],
+                     integrity_problem=data["integrity_problem"], seconds=data["duration"],
+                     workers=data.get("app_hosts", 1), sandbox=data.get("sandbox", "none"),
+                     sandbox_detail=data.get("sandbox_detail", ""))
 
 
 def write_json(run: RunResult, path: Path) -> None:

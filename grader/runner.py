@@ -1,41 +1,49 @@
-"""The watchdog: runs a chapter's checks in a worker process and keeps the clock.
+"""A grading run: the hidden checks, run by pytest in this (trusted) process, against the
+learner's app in processes of its own.
 
-The runner starts `grader.worker` in a fresh temporary working directory, reads its events
-from a pipe and enforces three limits: one for importing the learner's app, one for each
-request, one for each check. When a limit passes, or the worker dies (`os._exit`, a crash,
-the memory cap), the runner kills the worker's whole process group, records why for the check
-that was running, and starts a new worker for the checks still to run. So a hung or fatal
-endpoint costs exactly one check, and every other check still runs and reports.
+    Runner.run()
+      copy the learner's folder into a scratch area (the learner's files are never touched)
+      Supervisor: start the app host (sandboxed), import the learner's module there once
+      compare the hidden suite with the manifest
+      pytest.main(the suite) — each check's `client` fixture gets a fresh app process
+      kill every process of the run, remove the scratch area
+
+No learner code is ever imported here: what a check learns about the app, it learns over
+HTTP, from files the run owns, and from the app's output. So nothing the app does can change
+a verdict; it can only make its own checks fail.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import select
+import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from grader import manifest
 from grader.catalogue import Chapter, Check
-from grader.processes import (
-    LIVE_WORKERS, WORKERS_LOCK, SpawnedWorker, Worker, Zygote, become_subreaper, kill_orphans, worker_environment,
-)
+from grader.sandbox import BOOT, Sandbox, detect
+from grader.supervisor import Limits, Supervisor
 
 PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN = "passed", "failed", "error", "timeout", "not-run"
 
+__all__ = ["Limits", "Runner", "RunResult", "CheckResult", "visible"]
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
-@dataclass
-class Limits:
-    request: float = 3.0  # seconds one request may take
-    check: float = 20.0  # seconds one check may take in all
-    load: float = 30.0  # seconds importing the learner's app may take
+def visible(text: str) -> str:
+    """Text that the learner's code controls, safe to print: control characters (escape
+    sequences, bidirectional overrides) are shown as escapes instead of acting on the screen."""
+    text = text.replace("\r\n", "\n").replace("\t", "    ")
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
 @dataclass
@@ -44,6 +52,10 @@ class CheckResult:
     status: str
     message: str = ""
     duration: float = 0.0
+    about_app: bool = False  # a hang or crash in the app, not the check's subject: no hint
+
+    def __post_init__(self) -> None:
+        self.message = visible(self.message)
 
     @property
     def passed(self) -> bool:
@@ -56,9 +68,11 @@ class RunResult:
     learner_dir: Path
     results: list[CheckResult]
     load_problem: str | None = None
-    integrity_problem: str | None = None  # the checks or the grader were tampered with
+    integrity_problem: str | None = None  # the hidden checks differ from the manifest
     seconds: float = 0.0
-    workers: int = 0
+    workers: int = 0  # app hosts started: more than one means a hang or crash forced a restart
+    sandbox: str = "none"  # "bubblewrap", or "none" where the platform allows no namespaces
+    sandbox_detail: str = ""
 
     @property
     def passed(self) -> int:
@@ -70,54 +84,212 @@ class RunResult:
                 and self.passed == len(self.chapter.checks))
 
 
-class _ProtocolViolation(Exception):
-    """The worker's events broke the protocol: someone other than the grader wrote them."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: the run ends in order, then the command exits."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-class _Tampered(Exception):
-    """The worker found the grader or pytest changed by the learner's code."""
+_signals_seen: list[int] = []
 
 
-@dataclass
-class _WorkerState:
-    phase: str = "starting"  # starting, loading, between, check, finished
-    check: str | None = None
-    request: str | None = None
-    phase_started: float = field(default_factory=time.monotonic)
-    request_started: float = 0.0
-    completed: set[str] = field(default_factory=set)
+def stop_on_signals() -> None:
+    """Turn SIGINT, SIGTERM and SIGHUP into `Interrupted` in the main thread, so that a closed
+    terminal or a CI timeout ends the run the same orderly way as Ctrl-C."""
+
+    def handler(signum: int, frame: Any) -> None:
+        _signals_seen.append(signum)
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
 
 
-def _signal_name(returncode: int) -> str:
+# -- the scratch area ----------------------------------------------------------------------------
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "venv", ".mypy_cache",
+                                  ".pytest_cache", ".ipynb_checkpoints", "node_modules")
+COPY_LIMIT = 200 * 1024**2  # bytes: an exercise folder is a few files, not a virtual environment
+
+
+class CopyProblem(Exception):
+    """The learner's folder could not be copied for grading; the message says why."""
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder, whatever the app left in it (deep trees, odd names, read-only files).
+    Never raises: a scratch folder that cannot go is left for the next run's sweep."""
     try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
+        shutil.rmtree(path)
+        return
+    except FileNotFoundError:
+        return
+    except (OSError, RecursionError):
+        pass
+    for command in (["chmod", "-R", "u+rwX", str(path)], ["rm", "-rf", str(path)]):
+        try:
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
+        except (OSError, subprocess.SubprocessError):
+            pass
 
 
-def _log_tail(path: Path, lines: int = 12) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(max(path.stat().st_size - 4000, 0))
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    tail = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join("    | " + line[:200] for line in tail)
+def _sweep_stale_scratch(parent: Path) -> None:
+    """Remove scratch folders of runs that were killed outright (SIGKILL leaves them)."""
+    for folder in parent.glob("grader-run-*"):
+        try:
+            owner = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            remove_tree(folder)
+        except PermissionError:
+            pass
 
 
-def describe_exit(returncode: int, doing: str, log: Path) -> str:
-    if returncode < 0:
-        name = _signal_name(returncode)
-        cause = f"was killed by {name}"
-        if name == "SIGKILL":
-            cause += " (it may have run out of memory: the grader caps it at 3 GiB)"
-    else:
-        cause = f"exited with status {returncode}"
-    question = "" if returncode < 0 else " Does your code call os._exit(), or end the process some other way?"
-    tail = _log_tail(log)
-    output = f"\n  last output:\n{tail}" if tail else ""
-    return f"The process running your app {cause} while {doing}.{question}{output}"
+class Scratch:
+    """A run's private folder: `private/` for the checker, `app/` for the app (its only view)."""
+
+    def __init__(self) -> None:
+        parent = Path(tempfile.gettempdir())
+        _sweep_stale_scratch(parent)
+        self.root = Path(tempfile.mkdtemp(prefix="grader-run-", dir=parent))
+        (self.root / "owner").write_text(str(os.getpid()))
+        self.private = self.root / "private"
+        self.area = self.root / "app"
+        for folder in (self.private, self.area / "boot", self.area / "home", self.area / "tmp"):
+            folder.mkdir(parents=True)
+        shutil.copy2(BOOT, self.area / "boot" / BOOT.name)
+
+    def copy_learner(self, folder: Path) -> None:
+        """Copy the learner's folder, following symbolic links (a linked package is graded)."""
+        total = 0
+
+        def ignore(directory: str, names: list[str]) -> set[str]:
+            nonlocal total
+            skipped = set(_IGNORED(directory, names))
+            for name in names:
+                path = os.path.join(directory, name)
+                if name not in skipped and os.path.isfile(path):
+                    total += os.path.getsize(path)
+            if total > COPY_LIMIT:
+                raise CopyProblem(f"{folder} holds more than {COPY_LIMIT >> 20} MiB; an exercise folder needs "
+                                  "only its code. Is a virtual environment or a data file inside it?")
+            return skipped
+
+        try:
+            shutil.copytree(folder, self.area / "src", ignore=ignore, ignore_dangling_symlinks=True)
+        except CopyProblem:
+            raise
+        except (shutil.Error, OSError, RecursionError) as exc:
+            detail = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args and exc.args[0] else exc
+            raise CopyProblem(f"{folder} could not be copied for grading: {detail}") from None
+
+    def remove(self) -> None:
+        remove_tree(self.root)
+
+
+# -- pytest, in this process -----------------------------------------------------------------------
+
+
+def pytest_args(suite: Path, tests: list[str]) -> list[str]:
+    ini = Path(__file__).resolve().parent / "checks.ini"
+    return [
+        "-c", str(ini), "--rootdir", str(suite), "--confcutdir", str(suite),
+        "-p", "no:cacheprovider", "-p", "no:pastebin", "-p", "no:doctest", "-p", "no:terminal",
+        "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:logging", "-p", "no:capture",
+        "-p", "no:faulthandler", "--import-mode=importlib", "--assert=plain",
+        *(f"{suite / 'test_checks.py'}::{name}" for name in tests),
+    ]
+
+
+# Environment variables that would change how pytest runs the checks: none applies to a run.
+_PYTEST_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+
+
+class ResultPlugin:
+    """Collects each check's outcome and keeps the check's clock."""
+
+    def __init__(self, by_test: dict[str, Check], supervisor: Supervisor,
+                 on_result: Callable[[CheckResult], None]) -> None:
+        self.by_test, self.supervisor, self.on_result = by_test, supervisor, on_result
+        self.results: dict[str, CheckResult] = {}
+        self._outcome: dict[str, Any] = {}
+        self._session: Any = None
+
+    def pytest_sessionstart(self, session: Any) -> None:
+        self._session = session
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._outcome = {"status": PASSED, "message": "", "duration": 0.0, "about_app": False}
+        self.supervisor.begin_check(nodeid.rsplit("::", 1)[-1])
+
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
+        if call.excinfo is not None and self._outcome["status"] == PASSED:
+            self._outcome.update(classify(call.excinfo.value, call.when))
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        self._outcome["duration"] += report.duration
+        if report.skipped and self._outcome["status"] == PASSED:
+            self._outcome.update(status=ERROR, message="The check was skipped, which no check should be.")
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.supervisor.end_check()
+        if self.supervisor.load_problem is not None or self.supervisor.stopped_because:
+            self._session.shouldstop = "the app could not be loaded, or the run went over its limit"
+        check = self.by_test.get(nodeid.rsplit("::", 1)[-1])
+        if check is None:
+            return
+        result = CheckResult(check, **self._outcome)
+        self.results[check.name] = result
+        self.on_result(result)
+
+
+def classify(exc: BaseException, phase: str) -> dict[str, Any]:
+    """An exception raised while checking, as a status and a message for the learner."""
+    from grader.harness import AppProblem, CheckFailed, SetupProblem
+
+    if isinstance(exc, AppProblem):
+        return {"status": exc.status, "message": str(exc), "about_app": True}
+    if isinstance(exc, CheckFailed):
+        return {"status": FAILED, "message": str(exc)}
+    if isinstance(exc, SetupProblem):
+        return {"status": ERROR, "message": str(exc)}
+    if isinstance(exc, AssertionError):
+        return {"status": FAILED, "message": str(exc).strip() or "An expectation of the check was not met."}
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+    detail = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+    return {"status": ERROR, "message": f"The check itself failed unexpectedly ({detail}). This is a grader bug; "
+                                        "please report it with this message."}
+
+
+def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
+              env: dict[str, str] | None = None) -> RunResult:
+    """`grader check` in a process of its own, read back from its JSON result.
+
+    For callers that must not run pytest in their own process: a Jupyter kernel (the notebook
+    magic) and `grader verify`, which grades many folders side by side.
+    """
+    import json
+    import sys
+
+    from grader.report import from_json
+
+    with tempfile.TemporaryDirectory(prefix="grader-apart-") as folder_for_result:
+        result = Path(folder_for_result) / "result.json"
+        command = [sys.executable, "-m", "grader", "check", chapter.slug, "--path", str(folder),
+                   "--timeout", str(request_limit), "--json", str(result)]
+        finished = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=env, check=False)
+        try:
+            return from_json(json.loads(result.read_text()), chapter)
+        except (OSError, ValueError, KeyError) as exc:
+            detail = finished.stderr.decode(errors="replace").strip()[-2000:] or f"exit status {finished.returncode}"
+            raise RuntimeError(f"`grader check` did not produce a result ({exc}): {detail}") from None
 
 
 class Runner:
@@ -129,236 +301,90 @@ class Runner:
         learner_dir: Path,
         limits: Limits | None = None,
         on_result: Callable[[CheckResult], None] | None = None,
-        zygote: Zygote | None = None,
+        prepared: tuple[Scratch, Supervisor] | None = None,
     ) -> None:
-        self.zygote = zygote
         self.chapter = chapter
         self.learner_dir = learner_dir.resolve()
         self.limits = limits or Limits()
         self.on_result = on_result or (lambda result: None)
-        become_subreaper()
+        self.prepared = prepared  # a scratch area whose app host is already warm (grader watch)
+
+    @staticmethod
+    def prepare(chapter: Chapter, limits: Limits) -> tuple[Scratch, Supervisor]:
+        """A scratch area and a started app host, ready for `Runner(..., prepared=...)`."""
+        scratch = Scratch()
+        try:
+            return scratch, Supervisor(chapter, scratch.area, scratch.private, limits, detect())
+        except BaseException:
+            scratch.remove()
+            raise
 
     def run(self, only: list[Check] | None = None) -> RunResult:
         started = time.monotonic()
-        pending = list(only or self.chapter.checks)
-        outcome = RunResult(self.chapter, self.learner_dir, [])
+        checks = list(only or self.chapter.checks)
+        scratch, supervisor = self.prepared or self.prepare(self.chapter, self.limits)
+        self.prepared = None
+        supervisor.limits = self.limits
+        outcome = RunResult(self.chapter, self.learner_dir, [], sandbox=supervisor.sandbox.name,
+                            sandbox_detail=supervisor.sandbox.detail)
         done: dict[str, CheckResult] = {}
-        with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-            suite = self._private_suite(Path(scratch), outcome)
-            while pending and outcome.load_problem is None and outcome.integrity_problem is None:
-                outcome.workers += 1
-                before = len(done)
-                for result in self._run_worker(pending, Path(scratch), suite, outcome):
-                    done[result.check.name] = result
-                    self.on_result(result)
-                if len(done) == before and outcome.load_problem is None and outcome.integrity_problem is None:
-                    tail = _log_tail(Path(scratch) / f"worker-{outcome.workers}.log")
-                    outcome.load_problem = f"The checks could not be started.\n{tail}"
-                pending = [check for check in pending if check.name not in done]
-            changed = manifest.differences(suite, f"suites/{self.chapter.slug}/")
-            if changed and outcome.integrity_problem is None:
-                outcome.integrity_problem = (
-                    "The hidden checks were changed while they ran (" + "; ".join(changed[:3]) + ")."
-                )
-        for check in pending:  # only when the app could not be loaded, or the checks are not intact
-            why = "the checks are not intact" if outcome.integrity_problem else "your app could not be loaded"
-            done[check.name] = CheckResult(check, NOT_RUN, f"Not run: {why} (see above).")
-        if outcome.integrity_problem:
-            done = {name: CheckResult(result.check, ERROR if result.status != NOT_RUN else NOT_RUN,
-                                      "Void: " + outcome.integrity_problem)
-                    for name, result in done.items()}
-        outcome.results = [done[check.name] for check in (only or self.chapter.checks)]
+        try:
+            try:
+                scratch.copy_learner(self.learner_dir)
+            except CopyProblem as exc:
+                outcome.load_problem = str(exc)
+            if outcome.load_problem is None:
+                outcome.integrity_problem = self._suite_problem()
+            if outcome.load_problem is None and outcome.integrity_problem is None:
+                supervisor.begin_load()
+                done = self._pytest(checks, supervisor)
+                outcome.load_problem = supervisor.finish_load()
+                if outcome.load_problem is not None:
+                    done = {}
+        finally:
+            supervisor.close()
+            scratch.remove()
+        outcome.workers = supervisor.hosts_started
+        why = ("the hidden checks are not intact" if outcome.integrity_problem
+               else "your app could not be loaded" if outcome.load_problem
+               else supervisor.stopped_because or "the run stopped early")
+        for check in checks:
+            if check.name not in done:
+                done[check.name] = CheckResult(check, NOT_RUN, f"Not run: {why}.")
+        outcome.results = [done[check.name] for check in checks]
+        outcome.load_problem = visible(outcome.load_problem) if outcome.load_problem else None
         outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _private_suite(self, scratch: Path, outcome: RunResult) -> Path:
-        """Copy the hidden suite out of the clone and check it against the manifest.
+    def _suite_problem(self) -> str | None:
+        changed = manifest.differences(self.chapter.suite_dir, f"suites/{self.chapter.slug}/")
+        if not changed:
+            return None
+        return (
+            f"The hidden checks of {self.chapter.slug} differ from the grader's manifest "
+            f"({'; '.join(changed[:3])}), so a grade from them could not be trusted. Restore them "
+            "with `git checkout -- grader/` (course maintainers who changed them on purpose: "
+            "`python -m grader.manifest --update`)."
+        )
 
-        The worker runs the copy, and the copy is checked again afterwards, so a learner's
-        code that rewrites the checks (on disk, in the clone or in the copy) is caught.
-        """
-        copy = scratch / "suite"
-        shutil.copytree(self.chapter.suite_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        changed = manifest.differences(copy, f"suites/{self.chapter.slug}/")
-        if changed:
-            outcome.integrity_problem = (
-                f"The hidden checks of {self.chapter.slug} differ from the grader's manifest "
-                f"({'; '.join(changed[:3])}), so a grade from them could not be trusted. Restore them "
-                "with `git checkout -- grader/` (course maintainers who changed them on purpose: "
-                "`python -m grader.manifest --update`)."
-            )
-        return copy
+    def _pytest(self, checks: list[Check], supervisor: Supervisor) -> dict[str, CheckResult]:
+        import pytest
 
-    # -- one worker's life ---------------------------------------------------------------
+        from grader import harness
 
-    def _environment(self) -> dict[str, str]:
-        return {**worker_environment(), "GRADER_LEARNER_DIR": str(self.learner_dir)}
-
-    @staticmethod
-    def _scratch_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
-        # tempfile and friends write into the worker's own folder, removed after the run.
-        return {**env, "TMPDIR": str(workdir), "TEMP": str(workdir), "TMP": str(workdir)}
-
-    def _run_worker(self, pending: list[Check], scratch: Path, suite: Path, outcome: RunResult):
-        """Run `pending` in one worker; yield results as they arrive."""
-        workdir = Path(tempfile.mkdtemp(dir=scratch, prefix="work-"))
-        log = scratch / f"worker-{outcome.workers}.log"
-        by_name = {check.name: check for check in pending}
-        read_fd, write_fd = os.pipe()
-        spec = {
-            "learner_dir": str(self.learner_dir),
-            "suite_dir": str(suite),
-            "test_file": "test_checks.py",
-            "app_module": self.chapter.app_module,
-            "package": self.chapter.package,
-            "tests": [check.test_name for check in pending],
-            "event_fd": write_fd,
-        }
-        env = self._scratch_env(self._environment(), workdir)
-        with WORKERS_LOCK:
-            if self.zygote is not None:
-                process: Worker = self.zygote.launch(spec, workdir, log, env)
-            else:
-                process = SpawnedWorker(spec, workdir, log, env)
-            LIVE_WORKERS.add(process.pid)
-        os.close(write_fd)
-        state = _WorkerState()
-        buffer = b""
+        plugin = ResultPlugin({check.test_name: check for check in checks}, supervisor, self.on_result)
+        harness.install(supervisor)
+        seen = len(_signals_seen)
+        saved = {name: os.environ.pop(name) for name in _PYTEST_ENV if name in os.environ}
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # installed plugins (nbval...) stay out
         try:
-            while True:
-                timeout, why = self._deadline(state)
-                ready, _, _ = select.select([read_fd], [], [], max(timeout, 0))
-                if not ready:
-                    self._kill(process)
-                    yield from self._interrupted(state, by_name, why, outcome)
-                    return
-                chunk = os.read(read_fd, 65536)
-                if not chunk:  # the worker is gone
-                    returncode = process.wait()
-                    if state.phase != "finished":
-                        yield from self._died(state, by_name, returncode, log, outcome, pending)
-                    return
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        result = self._handle(json.loads(line), state, by_name, outcome)
-                    except _Tampered as exc:
-                        outcome.integrity_problem = f"While grading, {exc}, so none of this run's results count."
-                        return
-                    except (ValueError, _ProtocolViolation) as exc:
-                        outcome.integrity_problem = (
-                            f"The grader's channel from your app's process was tampered with ({exc}), "
-                            "so none of this run's results can be trusted."
-                        )
-                        return
-                    if result is not None:
-                        yield result
+            pytest.main(pytest_args(self.chapter.suite_dir, [check.test_name for check in checks]),
+                        plugins=[plugin])
         finally:
-            os.close(read_fd)
-            self._kill(process)
-
-    def _deadline(self, state: _WorkerState) -> tuple[float, str]:
-        now = time.monotonic()
-        if state.phase in ("starting", "loading"):
-            return state.phase_started + self.limits.load - now, "load"
-        if state.phase == "check" and state.request is not None:
-            request_left = state.request_started + self.limits.request - now
-            check_left = state.phase_started + self.limits.check - now
-            return (request_left, "request") if request_left <= check_left else (check_left, "check")
-        return state.phase_started + self.limits.check - now, "check"
-
-    # Which events may follow which: anything else means the channel was forged.
-    _ALLOWED = {
-        "loading": {"starting"},
-        "loaded": {"loading"},
-        "load-error": {"loading"},
-        "start": {"between"},
-        "request": {"check"},
-        "result": {"check"},
-        "finished": {"between"},
-        "tampered": {"loading", "between", "check"},
-    }
-
-    def _validate(self, event: object, state: _WorkerState, by_name: dict[str, Check]) -> None:
-        if not isinstance(event, dict) or state.phase not in self._ALLOWED.get(event.get("event"), ()):
-            raise _ProtocolViolation(f"an unexpected message {str(event)[:120]!r} while {state.phase}")
-        kind = event["event"]
-        if kind == "start" and (event.get("check") not in by_name or event["check"] in state.completed):
-            raise _ProtocolViolation(f"a second start of the check {event.get('check')!r}")
-        if kind == "result" and event.get("check") != state.check:
-            raise _ProtocolViolation(f"a result for {event.get('check')!r} while {state.check!r} was running")
-
-    def _handle(self, event: dict, state: _WorkerState, by_name: dict[str, Check], outcome: RunResult):
-        self._validate(event, state, by_name)
-        kind = event["event"]
-        now = time.monotonic()
-        if kind == "tampered":
-            raise _Tampered(event.get("message", "your code changed the grader while it ran"))
-        if kind == "loading":
-            state.phase, state.phase_started = "loading", now
-        elif kind == "loaded":
-            state.phase, state.phase_started = "between", now
-        elif kind == "load-error":
-            outcome.load_problem = event["message"]
-            state.phase = "finished"
-        elif kind == "start":
-            state.phase, state.check, state.request, state.phase_started = "check", event["check"], None, now
-        elif kind == "request":
-            state.request, state.request_started = event["label"], now
-        elif kind == "result":
-            state.phase, state.check, state.request, state.phase_started = "between", None, None, now
-            check = by_name.get(event["check"])
-            state.completed.add(event["check"])
-            if check is not None:
-                return CheckResult(check, event["status"], event["message"], event["duration"])
-        elif kind == "finished":
-            state.phase = "finished"
-        return None
-
-    def _interrupted(self, state: _WorkerState, by_name: dict[str, Check], why: str, outcome: RunResult):
-        if why == "load":
-            outcome.load_problem = (
-                f"Importing {self.chapter.app_module} did not finish within {self.limits.load:g} s. "
-                "Is there an endless loop, or a blocking call, at module level?"
-            )
-            return
-        check = by_name.get(state.check or "") or self._next_pending(by_name, state)
-        if check is None:
-            return
-        if why == "request":
-            message = (
-                f"{state.request} did not answer within {self.limits.request:g} s. "
-                "Look for an endless loop or a long blocking call in the code that handles it."
-            )
-        elif state.phase == "check":
-            message = f"The check did not finish within {self.limits.check:g} s."
-        else:
-            message = f"The checks stalled for {self.limits.check:g} s before this check began."
-        yield CheckResult(check, TIMEOUT, message, self.limits.request if why == "request" else self.limits.check)
-
-    def _died(self, state, by_name, returncode: int, log: Path, outcome: RunResult, pending: list[Check]):
-        if state.phase in ("starting", "loading"):
-            outcome.load_problem = describe_exit(returncode, f"importing {self.chapter.app_module}", log)
-            return
-        check = by_name.get(state.check or "") or self._next_pending(by_name, state)
-        if check is None:
-            return
-        doing = f"handling {state.request}" if state.request else f"running the check {check.name}"
-        yield CheckResult(check, ERROR, describe_exit(returncode, doing, log))
-
-    @staticmethod
-    def _next_pending(by_name: dict[str, Check], state: _WorkerState) -> Check | None:
-        """The check that was about to run when the worker stalled or died between checks."""
-        return next((check for name, check in by_name.items() if name not in state.completed), None)
-
-    @staticmethod
-    def _kill(process: Worker) -> None:
-        """Kill the worker and anything it started (they share its process group)."""
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        process.wait()
-        LIVE_WORKERS.discard(process.pid)
-        kill_orphans()
+            harness.install(None)
+            for name in _PYTEST_ENV:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+        if len(_signals_seen) > seen:  # pytest stops on KeyboardInterrupt and returns: pass it on
+            raise Interrupted(_signals_seen[-1])
+        return plugin.results

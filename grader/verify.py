@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from grader.catalogue import Chapter, Mutant, solution_dir, starter_dir
-from grader.runner import Limits, Runner, RunResult
+from grader.runner import RunResult, run_apart
 
 
 @dataclass
@@ -105,14 +105,16 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int |
                     jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))
                 except ValueError as exc:
                     problems.append(str(exc))
+        # The jobs' progress goes to a scratch state folder: verifying is not a learner's attempt.
+        env = {**os.environ, "GRADER_STATE_DIR": str(Path(scratch) / "state")}
         with _Display(stream, len(jobs)) as display:
             running: set[str] = set()
 
             def run(job: Job) -> RunResult:
                 running.add(job.label)
                 display.running(running)
-                try:
-                    return Runner(job.chapter, job.folder, Limits()).run()
+                try:  # each job is a `grader check` of its own, as a learner would run it
+                    return run_apart(job.chapter, job.folder, env=env)
                 finally:
                     running.discard(job.label)
 

@@ -1,8 +1,8 @@
-"""`grader watch chapter-N`: re-check on every save, from a warm worker.
+"""`grader watch chapter-N`: re-check on every save, with the next app host already warm.
 
-The first check costs what `grader check` costs; later ones fork a worker that already has
-pytest, FastAPI, SQLAlchemy and Pydantic imported (`grader.zygote`), so the first results of
-a re-check arrive a fraction of a second after the save.
+The first check costs what `grader check` costs. While the learner edits, a fresh app host
+is started for the next run and imports FastAPI, SQLAlchemy, Pydantic and uvicorn, so after
+a save only the learner's own module has to be imported before the first check runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from grader.catalogue import Chapter
-from grader.runner import Limits, RunResult, Runner, Zygote
+from grader.runner import Limits, RunResult, Runner, Scratch
+from grader.supervisor import Supervisor
 
 # Seconds of quiet after a change before re-checking: an editor's "save" is often several writes.
 SETTLE_MS = 30
@@ -39,9 +40,10 @@ def watch(
     watcher = threading.Thread(target=_watch_files, args=(folder, changes, ready, stop), daemon=True)
     watcher.start()
     ready.wait(timeout=5)
-    zygote = Zygote()
+    spare: tuple[Scratch, Supervisor] | None = None
     try:
-        run_once(Runner(chapter, folder, limits, zygote=zygote))
+        run_once(Runner(chapter, folder, limits))
+        spare = Runner.prepare(chapter, limits)
         say(f"\nWatching {folder} for changes to .py files. Press Ctrl-C to stop.")
         rechecks = 0
         while stop_after is None or rechecks < stop_after:
@@ -50,13 +52,23 @@ def watch(
                 changed |= changes.get()
             names = sorted({Path(path).relative_to(folder).as_posix() for _, path in changed})
             say(f"\n── {', '.join(names)} changed at {datetime.now():%H:%M:%S} ──\n")
-            if zygote.process.poll() is not None:  # the warm worker died: start another
-                zygote = Zygote()
-            run_once(Runner(chapter, folder, limits, zygote=zygote))
+            if spare[1].host is None or spare[1].host.process.poll() is not None:  # the spare died: replace it
+                _discard(spare)
+                spare = Runner.prepare(chapter, limits)
+            prepared, spare = spare, None
+            run_once(Runner(chapter, folder, limits, prepared=prepared))
+            spare = Runner.prepare(chapter, limits)
             rechecks += 1
     finally:
         stop.set()
-        zygote.close()
+        if spare is not None:
+            _discard(spare)
+
+
+def _discard(prepared: tuple[Scratch, Supervisor]) -> None:
+    scratch, supervisor = prepared
+    supervisor.close()
+    scratch.remove()
 
 
 def _watch_files(folder: Path, changes: queue.Queue, ready: threading.Event, stop: threading.Event) -> None:

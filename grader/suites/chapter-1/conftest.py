@@ -1,21 +1,13 @@
-"""Fixtures for Chapter 1's checks: the learner's app, on a freshly created database."""
+"""Fixtures for Chapter 1's checks: a fresh app process, on a freshly created database."""
 
-import importlib
+from pathlib import Path
 
 import pytest
 
-from grader.harness import CheckClient, require
+from grader.harness import app_for_check
 
 
 @pytest.fixture
 def client():
-    main = importlib.import_module("tracker.main")
-    app = require(main, "app", "the FastAPI application")
-    engine = require(main, "engine", "the database engine, reset before every check")
-    base = require(main, "Base", "the declarative base whose tables every check recreates")
-    engine.dispose()
-    base.metadata.drop_all(engine)
-    base.metadata.create_all(engine)
-    with CheckClient(app) as test_client:
+    with app_for_check(Path(__file__).parent) as test_client:
         yield test_client
-    engine.dispose()

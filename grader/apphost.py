@@ -1,0 +1,368 @@
+"""The app host: the only grader code that runs beside a learner's app, on the untrusted side.
+
+This file is copied on its own into the sandbox and run there as a script; it imports nothing
+from the grader, and nothing it says is trusted. The checker (`grader.appserver`) sends it
+commands over a Unix socket pair (SOCK_SEQPACKET: one JSON message each) and it answers:
+
+    → {"cmd": "load", ...}            ← {"loaded": true, "database": ...} or {"load_error": "..."}
+    → {"cmd": "start", "id": N, ...}  ← {"started": N, "pid": ...}   (three fds come with it)
+    → {"cmd": "stop", "id": N}        ← {"stopped": N, "status": ...}
+
+`load` imports the learner's module once, here. `start` forks a fresh app process for one
+check: it moves into that check's folder, recreates the tables, and serves the app with
+uvicorn on the listening socket that the checker created and passed in. Its output goes to a
+pipe the checker reads; crashes inside requests are reported on a second pipe, as JSON lines
+tagged with the request's `x-grader-request` header, so the checker can name the file and line.
+
+A learner's code can rewrite or ignore all of this. That costs them their own grade and
+nothing else: the verdict is decided in a process this one cannot see.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+# Imported before the learner's module, once per host, so that no app process pays for them:
+# what FastAPI apps import, and what uvicorn and anyio import lazily on a first request.
+PRELOAD = (
+    "fastapi", "fastapi.routing", "fastapi.openapi.utils", "starlette.routing", "pydantic",
+    "pydantic._internal._dataclasses", "email_validator", "sqlalchemy", "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite", "uvicorn", "uvicorn.config", "uvicorn.server",
+    "uvicorn.protocols.http.h11_impl", "uvicorn.lifespan.on", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
+    "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled", "anyio.streams.tls",
+)
+MESSAGE_LIMIT = 1 << 20
+LIMITS = {
+    "RLIMIT_AS": 3 * 1024**3,  # bytes of address space: a memory hog fails its request, not the machine
+    "RLIMIT_FSIZE": 256 * 1024**2,  # bytes per file: endless output cannot fill the disk
+    "RLIMIT_CORE": 0,
+}
+
+
+def send(sock: socket.socket, **message: Any) -> None:
+    sock.send(json.dumps(message, default=str).encode()[: MESSAGE_LIMIT - 1])
+
+
+# --- Describing the learner's failures ------------------------------------------------------
+
+
+def learner_frames(tb: Any, home: Path) -> list[str]:
+    """The traceback lines that point into the learner's own files, innermost last."""
+    lines = []
+    for frame in traceback.extract_tb(tb):
+        try:
+            path = Path(frame.filename).resolve()
+        except (OSError, ValueError):
+            continue
+        if home in path.parents:
+            code = (frame.line or "").strip()
+            lines.append(f"    {path.relative_to(home)}, line {frame.lineno}, in {frame.name}: {code}")
+    return lines[-6:]
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # a learner's exception whose __str__ fails
+        text = "(its message could not be shown)"
+    return ((text.strip().splitlines() or [""])[0])[:limit]
+
+
+def describe_load_failure(exc: BaseException, module: str, home: Path) -> str:
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or '?'}, line {exc.lineno}"
+        try:
+            where = f"{Path(exc.filename or '').resolve().relative_to(home)}, line {exc.lineno}"
+        except ValueError:
+            pass
+        text = (exc.text or "").rstrip("\n")
+        caret = ""
+        if text and exc.offset:
+            stripped = text.lstrip()
+            caret = "\n      " + " " * max(exc.offset - 1 - (len(text) - len(stripped)), 0) + "^"
+            text = stripped
+        shown = f"\n      {text}{caret}" if text else ""
+        return f"{type(exc).__name__} in {where}: {exc.msg}{shown}"
+    frames = learner_frames(exc.__traceback__, home)
+    where = ("\n  where (innermost last):\n" + "\n".join(frames)) if frames else ""
+    if isinstance(exc, SystemExit):
+        return f"Your code called sys.exit({exc.code!r}) while {module} was being imported.{where}"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"Importing {module} was interrupted (KeyboardInterrupt).{where}"
+    return f"Importing {module} raised {type(exc).__name__}: {first_line(exc)}{where}"
+
+
+def wrong_kind(name: str, value: Any, wanted: str, where: str) -> str:
+    if isinstance(value, type):
+        what = f"the class {value.__name__} itself"
+        fix = f"; create one: `{name} = {value.__name__}(...)`" if wanted != "the declarative base class" else ""
+    elif callable(value):
+        what = f"a function ({getattr(value, '__name__', '?')})"
+        fix = f"; the checks need the {wanted} it returns, so call it"
+    else:
+        what = f"a {type(value).__name__}"
+        fix = ""
+    return f"`{name}` in {where} is {what}; the checks need {wanted}{fix}."
+
+
+def find_names(loaded: Any, names: dict[str, str], where: str) -> dict[str, Any]:
+    """The objects the chapter's checks rely on, or a ValueError naming what is wrong."""
+    from sqlalchemy import MetaData
+    from sqlalchemy.engine import Engine
+
+    found = {}
+    for role, name in names.items():
+        if not hasattr(loaded, name):
+            purposes = {"app": "the FastAPI application", "engine": "the database engine",
+                        "base": "the declarative base whose tables every check recreates"}
+            raise ValueError(f"{where} has no `{name}` ({purposes.get(role, role)}). Keep this name from the "
+                             "starter code.")
+        found[role] = getattr(loaded, name)
+    app, engine, base = found.get("app"), found.get("engine"), found.get("base")
+    if "app" in found and (isinstance(app, type) or not callable(app)):
+        raise ValueError(wrong_kind(names["app"], app, "an application, such as `FastAPI()`", where))
+    if "engine" in found and not isinstance(engine, Engine):
+        raise ValueError(wrong_kind(names["engine"], engine, "the Engine that create_engine() returns", where))
+    if "base" in found and not isinstance(getattr(base, "metadata", None), MetaData):
+        raise ValueError(wrong_kind(names["base"], base, "the declarative base class (with its .metadata)", where))
+    return found
+
+
+# --- One app process per check ----------------------------------------------------------------
+
+
+class ReportingApp:
+    """ASGI wrapper that reports an exception escaping the app, tagged with the request's id.
+
+    Starlette answers 500 before the exception reaches this wrapper; the checker waits a
+    moment for the report after a 500.
+    """
+
+    def __init__(self, app: Any, events: int, home: Path) -> None:
+        self.app, self.events, self.home = app, events, home
+
+    def report(self, **event: Any) -> None:
+        data = (json.dumps(event, default=str) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self.events, data):]
+        except OSError:
+            pass
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if isinstance(scope, dict) and scope.get("type") == "lifespan":
+            send = self._watch_startup(send)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            request = ""
+            for key, value in scope.get("headers", ()) if isinstance(scope, dict) else ():
+                if key == b"x-grader-request":
+                    request = value.decode(errors="replace")
+            self.report(event="crash", request=request, type=type(exc).__name__,
+                        exit_code=repr(exc.code) if isinstance(exc, SystemExit) else None,
+                        message=first_line(exc), frames=learner_frames(exc.__traceback__, self.home))
+            raise
+
+    def _watch_startup(self, send: Any) -> Any:
+        """Tell the checker when the app's startup (its lifespan) has finished."""
+
+        async def watched(message: Any) -> None:
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "lifespan.startup.complete":
+                self.report(event="started")
+            elif kind == "lifespan.startup.failed":
+                self.report(event="startup-failed", message=str(message.get("message", ""))[:2000])
+            await send(message)
+
+        return watched
+
+
+def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -> None:
+    """In the forked child: become this check's app process, then serve until killed."""
+    listener, output, events = fds
+    os.setsid()
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
+    os.chdir(spec["cwd"])
+    os.environ.update(spec.get("env", {}))
+    reporter = ReportingApp(objects["app"], events, home)
+    engine, base = objects.get("engine"), objects.get("base")
+    database = None
+    if engine is not None and base is not None:
+        try:
+            engine.dispose(close=False)  # connections opened before the fork belong to the parent
+            database = own_database(engine, objects.get("sqlite_file"), Path(spec["cwd"]) / "database.sqlite")
+            base.metadata.drop_all(engine)
+            base.metadata.create_all(engine)
+        except BaseException as exc:
+            frames = learner_frames(exc.__traceback__, home)
+            reporter.report(event="reset-error", type=type(exc).__name__, message=first_line(exc), frames=frames)
+            os._exit(3)
+    reporter.report(event="serving", database=database)
+
+    import uvicorn
+
+    sock = socket.socket(fileno=listener)
+    config = uvicorn.Config(reporter, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=0)
+    uvicorn.Server(config).run(sockets=[sock])
+    os._exit(0)
+
+
+def contain(parent: int) -> None:
+    """Caps that no code started later can raise: memory, file size, core dumps. Without a
+    sandbox, also die with the checker (with one, bubblewrap's --die-with-parent does it)."""
+    import resource
+
+    for limit, value in LIMITS.items():
+        kind = getattr(resource, limit, None)
+        if kind is None:
+            continue
+        try:
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):
+            pass  # a platform without this limit (macOS has no RLIMIT_AS): run without it
+    if parent and sys.platform == "linux":
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the checker died before the line above took effect
+            os._exit(0)
+
+
+def sqlite_file(engine: Any) -> str | None:
+    """The file an SQLite engine opens, exactly as it passes it to sqlite3.connect()."""
+    if engine is None or engine.url.get_backend_name() != "sqlite":
+        return None
+    args, options = engine.dialect.create_connect_args(engine.url)
+    name = args[0] if args else options.get("database")
+    if not isinstance(name, str) or name in ("", ":memory:") or "mode=memory" in name:
+        return None
+    return name
+
+
+def own_databases(engine: Any) -> bool:
+    """Whether every app process gets a database of its own (SQLite: see `own_database`), so
+    that the checker may start the next check's app while a check runs."""
+    return engine is not None and engine.url.get_backend_name() == "sqlite"
+
+
+def own_database(engine: Any, name: str | None, target: Path) -> str | None:
+    """Point this app process's SQLite file at `target`, in the check's own folder.
+
+    SQLAlchemy fixes a file's absolute path when the engine is created (here: once, in the
+    host), so every app process would share one file. Redirecting the engine's file keeps
+    each check's data its own, and keeps the app away from any database outside the run's
+    folder (the learner's own `tracker.db` included). `name` is the file as the engine opens
+    it, found in the host (a relative path is made absolute against the host's folder).
+    """
+    if name is None:
+        return None
+    import sqlite3
+    import sqlite3.dbapi2
+
+    real = sqlite3.dbapi2.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        if args and args[0] == name:
+            args = (str(target), *args[1:])
+            kwargs.pop("uri", None)
+        elif kwargs.get("database") == name:
+            kwargs["database"] = str(target)
+            kwargs.pop("uri", None)
+        return real(*args, **kwargs)
+
+    sqlite3.dbapi2.connect = sqlite3.connect = connect
+    return str(target)
+
+
+def warm_up(app: Any) -> None:
+    """Import what uvicorn imports on its first start, once, before the app processes fork."""
+    try:
+        import uvicorn
+
+        uvicorn.Config(app, lifespan="on").load()
+    except Exception:
+        pass  # the app process will meet the same problem and report it
+
+
+def main() -> None:
+    control = socket.socket(fileno=int(sys.argv[1]))
+    contain(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    send(control, ready=True)
+    objects: dict[str, Any] = {}
+    home = Path(".")
+    children: dict[int, int] = {}
+    while True:
+        message, fds, _flags, _address = socket.recv_fds(control, MESSAGE_LIMIT, 3)
+        if not message:
+            os._exit(0)  # the checker is gone
+        spec = json.loads(message)
+        command = spec.get("cmd")
+        if command == "load":
+            home = Path(spec["home"]).resolve()
+            os.chdir(spec["cwd"])
+            sys.path.insert(0, str(home))
+            where = spec["module"].replace(".", "/") + ".py"
+            try:
+                loaded = importlib.import_module(spec["module"])
+                origin = Path(getattr(loaded, "__file__", None) or "").resolve()
+                if home not in origin.parents:
+                    raise ValueError(f"{spec['module']} was imported from {origin}, not from your folder. "
+                                     f"Another package named {spec['package']!r} is installed; uninstall or "
+                                     "rename it.")
+                objects = find_names(loaded, spec["names"], where)
+                objects["sqlite_file"] = sqlite_file(objects.get("engine"))
+            except ValueError as exc:
+                send(control, load_error=str(exc))
+                continue
+            except BaseException as exc:  # the learner's module may raise anything, SystemExit included
+                send(control, load_error=describe_load_failure(exc, spec["module"], home))
+                continue
+            send(control, loaded=True, own_databases=own_databases(objects.get("engine")))
+            warm_up(objects["app"])
+        elif command == "start":
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                try:
+                    serve_one(spec, objects, home, fds)
+                finally:
+                    os._exit(70)
+            for fd in fds:
+                os.close(fd)
+            children[spec["id"]] = pid
+            send(control, started=spec["id"], pid=pid)
+        elif command == "stop":
+            pid = children.pop(spec["id"], None)
+            status = None
+            if pid is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                _, raw = os.waitpid(pid, 0)
+                status = os.waitstatus_to_exitcode(raw)
+            send(control, stopped=spec["id"], status=status)
+
+
+if __name__ == "__main__":
+    main()
