@@ -107,6 +107,8 @@ def bubblewrap_command(area: Path) -> list[str]:
 @cache
 def detect() -> Sandbox:
     """The best isolation this machine allows, tried once per process."""
+    if os.environ.get("GRADER_SANDBOX") == "none":
+        return Sandbox("none", "turned off with GRADER_SANDBOX=none")
     if not sys.platform.startswith("linux"):
         return Sandbox("none", f"no namespaces on {sys.platform}")
     if shutil.which("bwrap") is None:

@@ -1,6 +1,10 @@
-"""Helpers for the grader's own tests: submissions made from the solution plus one edit."""
+"""Helpers for the grader's own tests: submissions made from the solution plus one edit, and
+a `grade` that also proves each run left the folder untouched and nothing behind."""
 
+import os
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -16,24 +20,51 @@ STARTER = starter_dir(CHAPTER)
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder under `folder`, with its size and modification time."""
     return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        str(path.relative_to(folder)): (path.lstat().st_size, path.lstat().st_mtime_ns)
         for path in sorted(folder.rglob("*"))
     }
 
 
+def leftovers() -> list[str]:
+    """Processes of a grading run still alive, and scratch folders still on disk."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = os.readlink(entry / "cwd")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z" and ("grader-run-" in cwd or "grader-run-" in command):
+            found.append(f"process {entry.name}: {command[:120]}")
+    found += [f"folder {path}" for path in Path(tempfile.gettempdir()).glob("grader-run-*")]
+    return found
+
+
+def apply(text: str, find: str, replace: str, count: int | None = 1) -> str:
+    found = text.count(find)
+    assert found and (count is None or found == count), f"the test's edit does not apply: {find!r}"
+    return text.replace(find, replace)
+
+
 @pytest.fixture
 def submission(tmp_path):
-    """Make a copy of the solution (or starter) with `find` replaced by `replace` in main.py."""
+    """A copy of the solution (or starter) with `find` replaced by `replace` in main.py.
+
+    `also` holds more (find, replace) pairs, each replaced wherever it occurs.
+    """
 
     def make(find: str | None = None, replace: str = "", append: str = "", start: Path = SOLUTION,
-             files: dict[str, str] | None = None) -> Path:
+             files: dict[str, str] | None = None, also: list[tuple[str, str]] = ()) -> Path:
         folder = tmp_path / "submission"
+        shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(start, folder, ignore=shutil.ignore_patterns("__pycache__"))
         main = folder / "tracker" / "main.py"
         text = main.read_text()
         if find is not None:
-            assert text.count(find) == 1, f"the test's edit does not apply: {find!r}"
-            text = text.replace(find, replace)
+            text = apply(text, find, replace)
+        for more_find, more_replace in also:
+            text = apply(text, more_find, more_replace, count=None)
         main.write_text(text + append)
         for name, content in (files or {}).items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +76,16 @@ def submission(tmp_path):
 
 @pytest.fixture
 def grade():
+    """Grade a folder in this process; fail the test if the folder changed or anything is left."""
+
     def run(folder: Path, **limits: float):
-        return Runner(CHAPTER, folder, Limits(**limits)).run()
+        before = snapshot(folder)
+        result = Runner(CHAPTER, folder, Limits(**limits)).run()
+        assert snapshot(folder) == before, "grading changed the learner's folder"
+        deadline = time.monotonic() + 5
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert leftovers() == [], f"left behind after grading: {leftovers()}"
+        return result
 
     return run

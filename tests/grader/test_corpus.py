@@ -1,209 +1,195 @@
-"""More of the robustness corpus: submissions that try to cheat, escape or leak.
+"""Hostile submissions, one or more per class of attack: never a pass, every run within its
+limits, nothing left running or behind, the learner's folder unchanged, an honest message.
 
 Each starts from the starter (which fails every check) or the solution (which passes every
-check) and adds one hostile act. The promise: zero false passes, and a message naming the cause.
+check) and adds one hostile act. The `grade` fixture checks the folder and the leftovers.
 """
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from pathlib import Path
 
-from .conftest import STARTER, snapshot
+import pytest
+
+from grader.catalogue import find_chapter
+
+from .conftest import STARTER, leftovers
 
 GET_USER = "def get_user(user_id: int):\n"
-STARTER_GET_USER = "def get_user(user_id: int):\n"
+CHECKS = len(find_chapter("1").checks)
 
 
-def test_forcing_passes_by_patching_the_harness_is_caught(submission, grade):
-    folder = submission(start=STARTER, append=(
-        "\nimport grader.harness as _h\n"
-        "_h.expect_status = lambda *a, **k: {}\n"
-        "_h.expect_fields = _h.expect_rejected = _h.expect_equal = lambda *a, **k: None\n"
-    ))
-    run = grade(folder)
-    assert run.passed == 0
-    assert "replaced parts of the grader or pytest" in run.integrity_problem
-    assert "grader.harness.expect_status" in run.integrity_problem
+def in_handler(code: str) -> dict:
+    """An edit of the starter that runs `code` inside GET /users/{id}, before its own body."""
+    body = "".join(f"    {line}\n" for line in code.strip("\n").splitlines())
+    return {"start": STARTER, "find": GET_USER, "replace": GET_USER + body}
 
 
-def test_forcing_passes_by_patching_pytest_reports_is_caught(submission, grade):
-    folder = submission(start=STARTER, find=STARTER_GET_USER, replace=STARTER_GET_USER + (
-        "    import _pytest.runner\n"
-        "    _pytest.runner.call_and_report = lambda item, when, log=True, **kw: None\n"
-    ))
-    run = grade(folder)
-    assert run.passed == 0
-    assert "_pytest.runner.call_and_report" in run.integrity_problem
+def at_import(code: str) -> dict:
+    return {"start": STARTER, "append": "\n" + code.strip("\n") + "\n"}
 
 
-def test_forged_events_on_the_grader_channel_void_the_run(submission, grade):
-    folder = submission(start=STARTER, append=(
-        "\nimport json as _json, os as _os, sys as _sys\n"
-        "_fd = _json.loads(_sys.argv[1])['event_fd']\n"
-        "for _name in ['create-user-returns-public-fields', 'user-reads-hide-private-fields']:\n"
-        "    _os.write(_fd, (_json.dumps({'event': 'result', 'check': _name, 'status': 'passed', "
-        "'message': '', 'duration': 0}) + '\\n').encode())\n"
-    ))
-    run = grade(folder)
-    assert run.passed == 0
-    assert "channel from your app's process was tampered with" in run.integrity_problem
+# --- Reaching into the checker: it is not in the app's process, nor in its view --------------
+
+REACH_IN = {
+    "patch-the-harness": "import grader.harness as h\nh.expect_status = lambda *a, **k: {}\n",
+    "patch-pytest": "import _pytest.runner as r\nr.call_and_report = lambda *a, **k: None\n",
+    "seed-sys-modules": "import sys, types\nsys.modules['test_checks'] = types.ModuleType('test_checks')\n",
+    "rebind-main": "import __main__\n__main__.__dict__.update(check=lambda *a, **k: 0)\n",
+    "gc-walk": ("import gc\nfor o in gc.get_objects():\n"
+                "    if type(o).__name__ in ('ResultPlugin', 'Supervisor'):\n        o.results = {}\n"),
+    "write-every-fd": (
+        "import os, json\n"
+        "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    try:\n"
+        "        os.write(fd, (json.dumps({'event': 'result', 'check': 'create-user-returns-public-fields', "
+        "'status': 'passed', 'started': 1, 'event ': None}) + '\\n{broken json\\n').encode())\n"
+        "    except OSError:\n        pass\n"),
+}
 
 
-def test_rewriting_the_hidden_checks_while_they_run_is_caught(submission, grade):
-    folder = submission(start=STARTER, append=(
-        "\nimport json as _json, sys as _sys, pathlib as _pl\n"
-        "_suite = _pl.Path(_json.loads(_sys.argv[1])['suite_dir'])\n"
-        "(_suite / 'test_checks.py').write_text('def test_create_user_returns_public_fields():\\n    pass\\n')\n"
-    ))
-    run = grade(folder)
-    assert run.passed == 0
-    assert "hidden checks were changed while they ran" in run.integrity_problem
+@pytest.mark.parametrize("code", REACH_IN.values(), ids=REACH_IN.keys())
+def test_reaching_into_the_checker_changes_nothing(submission, grade, code):
+    for where in (at_import, in_handler):
+        run = grade(submission(**where("try:\n" + "".join(f"    {line}\n" for line in code.splitlines())
+                                       + "except Exception:\n    pass\n")))
+        assert run.passed == 0 and not run.all_passed
 
 
-def test_a_tampered_suite_in_the_clone_is_refused(tmp_path, grade, monkeypatch):
-    from grader import catalogue
+def test_the_app_cannot_see_the_clone_the_grader_or_the_run(submission, grade, tmp_path):
+    """From inside a handler: the hidden checks, the grader and the scratch area are out of view."""
+    from grader.catalogue import SUITES
 
-    chapter = catalogue.find_chapter("1")
-    fake_suite = tmp_path / "chapter-1"
-    import shutil
-
-    shutil.copytree(chapter.suite_dir, fake_suite, ignore=shutil.ignore_patterns("__pycache__"))
-    (fake_suite / "test_checks.py").write_text("def test_create_user_returns_public_fields():\n    pass\n")
-    from grader.runner import Runner
-
-    tampered = catalogue.Chapter(chapter.number, chapter.title, chapter.package, chapter.app_module,
-                                 fake_suite, chapter.checks)
-    run = Runner(tampered, STARTER).run()
-    assert run.passed == 0 and not run.all_passed
-    assert "differ from the grader's manifest" in run.integrity_problem
-    assert all(result.status == "not-run" for result in run.results)
-
-
-def test_child_processes_are_all_ended_even_those_in_a_new_session(submission, grade, tmp_path):
-    marker = tmp_path / "pids"
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    import subprocess, sys\n"
-        "    kids = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']) for _ in range(20)]\n"
-        "    kids.append(subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True))\n"
-        f"    open({str(marker)!r}, 'a').write(' '.join(str(k.pid) for k in kids) + ' ')\n"
-    ))
-    run = grade(folder)
-    assert run.all_passed  # starting processes is not wrong in itself
-    pids = [int(pid) for pid in marker.read_text().split()]
-    assert len(pids) >= 21
-    time.sleep(0.2)
-    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
-             and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
-    assert alive == [], f"processes left running after grading: {alive}"
-
-
-def test_writes_to_relative_paths_and_temp_files_stay_out_of_the_folder(submission, grade):
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    import tempfile\n"
-        "    open('scribble.txt', 'w').write('x')\n"
-        "    tempfile.NamedTemporaryFile(delete=False).write(b'x')\n"
-    ))
-    before = snapshot(folder)
-    run = grade(folder)
-    assert run.all_passed
-    assert snapshot(folder) == before
-
-
-def test_network_calls_are_blocked_with_a_clear_message(submission, grade):
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    import socket\n"
-        "    socket.create_connection(('203.0.113.7', 80), timeout=5)\n"
-    ))
-    run = grade(folder)
-    failing = {r.check.name: r for r in run.results if not r.passed}
-    assert set(failing) == {"user-reads-hide-private-fields", "missing-resources-return-404"}
-    assert "the grader blocks network access while checking (203.0.113.7:80)" in failing[
-        "user-reads-hide-private-fields"].message
-
-
-def test_name_lookups_are_blocked_too(submission, grade):
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    import urllib.request\n"
-        "    urllib.request.urlopen('http://example.com/', timeout=5)\n"
-    ))
-    run = grade(folder)
-    message = next(r.message for r in run.results if r.check.name == "user-reads-hide-private-fields")
-    assert "name lookups are blocked while checking" in message
-
-
-def test_a_thread_that_never_ends_does_not_hold_the_run(submission, grade):
-    folder = submission(append=(
-        "\nimport threading, time as _time\n"
-        "threading.Thread(target=lambda: _time.sleep(10_000)).start()\n"
-    ))
-    started = time.monotonic()
-    run = grade(folder)
-    assert run.all_passed
-    assert time.monotonic() - started < 30
-
-
-def test_endless_recursion_in_a_handler_is_named(submission, grade):
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    def down(n):\n        return down(n + 1)\n    down(0)\n"
-    ))
-    run = grade(folder)
-    message = next(r.message for r in run.results if r.check.name == "user-reads-hide-private-fields")
-    assert "RecursionError" in message and "in down" in message
-
-
-def test_a_check_stuck_outside_any_request_times_out(submission, grade):
-    # An endless loop in the app's startup (lifespan) happens before any request is sent.
-    folder = submission(
-        find='app = FastAPI(title="Team task tracker")',
-        replace=(
-            "from contextlib import asynccontextmanager\n\n\n"
-            "@asynccontextmanager\n"
-            "async def lifespan(app):\n"
-            "    while True:\n"
-            "        pass\n"
-            "    yield\n\n\n"
-            'app = FastAPI(title="Team task tracker", lifespan=lifespan)'
-        ),
+    suite_file = SUITES / "chapter-1" / "test_checks.py"
+    before = suite_file.read_bytes()
+    probe = (
+        "import os, json, pathlib, sys\n"
+        f"suite = pathlib.Path({str(suite_file)!r})\n"
+        "seen = {'suite': suite.exists(), 'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),\n"
+        "        'grader': any(pathlib.Path(p, 'grader', 'runner.py').exists() for p in sys.path if p)}\n"
+        "try:\n    suite.write_text('def test_create_user_returns_public_fields():\\n    pass\\n')\n"
+        "    seen['wrote'] = True\nexcept OSError:\n    seen['wrote'] = False\n"
+        "from fastapi import HTTPException\nraise HTTPException(418, json.dumps(seen))\n"
     )
-    run = grade(folder, check=2)
+    run = grade(submission(**in_handler(probe)))
     assert run.passed == 0
-    assert all(result.status == "timeout" for result in run.results[:2])
-    assert "did not finish within 2 s" in run.results[0].message
+    assert suite_file.read_bytes() == before  # the clone's checks are untouched
+    from grader.sandbox import detect
+
+    if detect().isolated:
+        message = next(r.message for r in run.results if r.check.name == "user-reads-hide-private-fields")
+        seen = json.loads(json.loads(message.split("got:  418 ", 1)[1].splitlines()[0])["detail"])
+        assert seen["suite"] is False and seen["grader"] is False
+        assert max(seen["pids"]) < 100  # its own PID namespace: the checker has no number there
 
 
-def test_a_slow_import_within_the_limit_still_passes(submission, grade):
-    run = grade(submission(append="\nimport time as _t\n_t.sleep(1.5)\n"))
-    assert run.all_passed
+# --- Deadlines that no traffic can stretch ----------------------------------------------------
+
+STALLS = {
+    "close-all-fds-then-sleep": "import os, time\nos.closerange(0, 1024)\ntime.sleep(60)\n",
+    "flood-output-forever": "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+    "flood-every-fd-forever": (
+        "import os\nfds = [int(f) for f in os.listdir('/proc/self/fd')]\nwhile True:\n"
+        "    for fd in fds:\n        try:\n            os.write(fd, b'{\"event\": \"started\"}\\n' * 100)\n"
+        "        except OSError:\n            pass\n"),
+    "trickle-a-response": (
+        "import time\nfrom fastapi.responses import StreamingResponse\n"
+        "def drip():\n    while True:\n        yield b' '\n        time.sleep(0.05)\n"
+        "return StreamingResponse(drip())\n"),
+    "stop-everyone": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nos.kill(-1, signal.SIGSTOP)\n"
+                     "os.kill(os.getpid(), signal.SIGSTOP)\n",
+}
 
 
-def test_the_clone_environment_is_not_inherited_by_the_learners_code(submission, grade, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
-    folder = submission(append="\nimport os as _os\nassert _os.environ['PYTHONDONTWRITEBYTECODE'] == '1'\n")
-    run = grade(folder)
-    assert run.all_passed
-    assert os.environ["PYTHONPATH"] == "/nonexistent"
+@pytest.mark.parametrize("code", STALLS.values(), ids=STALLS.keys())
+def test_stalls_and_floods_end_within_the_limits(submission, grade, code):
+    from grader.sandbox import detect
 
-
-def test_deleting_the_hidden_checks_while_they_run_is_caught(submission, grade):
-    folder = submission(start=STARTER, find=STARTER_GET_USER, replace=STARTER_GET_USER + (
-        "    import json as _json, sys as _sys, pathlib as _pl\n"
-        "    for _f in _pl.Path(_json.loads(_sys.argv[1])['suite_dir']).iterdir():\n"
-        "        _f.unlink() if _f.is_file() else None\n"
-    ))
-    run = grade(folder)
+    if "os.kill(-1" in code and not detect().isolated:
+        pytest.skip("without a PID namespace, kill(-1) would reach every process of this user")
+    started = time.monotonic()
+    run = grade(submission(**in_handler(code)), request=1, check=4)
     assert run.passed == 0
-    assert "hidden checks were changed while they ran (missing:" in run.integrity_problem
+    assert time.monotonic() - started < 60
+    stuck = [r for r in run.results if r.check.name == "user-reads-hide-private-fields"][0]
+    assert stuck.status in ("timeout", "error") and stuck.about_app
 
 
-def test_deleting_its_own_files_is_the_learners_own_doing_and_is_reported(submission, grade):
-    # The app deletes its own main.py, then hangs: the restarted worker cannot import it.
-    folder = submission(find=GET_USER, replace=GET_USER + (
-        "    import pathlib\n"
-        "    pathlib.Path(__file__).unlink(missing_ok=True)\n"
-        "    while True:\n        pass\n"
-    ))
-    run = grade(folder, request=1)
+def test_the_whole_run_has_a_deadline(submission, grade):
+    run = grade(submission(**in_handler("import time\ntime.sleep(0.9)\n")), request=1, run=4)
     assert not run.all_passed
-    assert run.results[1].status == "timeout"
-    assert "No module named 'tracker.main'" in run.load_problem
-    assert not (folder / "tracker" / "main.py").exists()  # gone by the app's hand, not the grader's
+    assert any("the whole run went over its limit of 4 s" in r.message for r in run.results)
+
+
+# --- Clean-up that tolerates whatever the app leaves -----------------------------------------
+
+MESSES = {
+    "deep-tree": "import os\npath = 'd'\nfor _ in range(1500):\n    os.mkdir(path)\n    os.chdir(path)\n",
+    "read-only-tree": ("import os\nos.makedirs('ro/inner', exist_ok=True)\nopen('ro/inner/f', 'w').close()\n"
+                       "os.chmod('ro/inner', 0o500)\nos.chmod('ro', 0o500)\n"),
+    "odd-names": "open(b'bad\\xff\\xfename', 'w').close()\nopen('\\x1b[2Jname', 'w').close()\n",
+    "child-with-a-non-utf8-name": (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import ctypes, time; ctypes.CDLL(None).prctl(15, b\"\\\\xff\\\\xfe)\", 0, 0, 0); "
+        "time.sleep(300)'], start_new_session=True)\n"),
+    "twenty-children-one-in-a-new-session": (
+        "import subprocess, sys\n"
+        "for _ in range(20):\n    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True)\n"),
+}
+
+
+@pytest.mark.parametrize("sandbox", ["default", "none"])
+@pytest.mark.parametrize("code", MESSES.values(), ids=MESSES.keys())
+def test_messes_are_cleaned_up(submission, grade, code, sandbox, monkeypatch):
+    if sandbox == "none":
+        monkeypatch.setenv("GRADER_SANDBOX", "none")
+        from grader.sandbox import detect
+
+        detect.cache_clear()
+    folder = submission(find=GET_USER, replace=GET_USER + "".join(f"    {line}\n" for line in code.splitlines()))
+    run = grade(folder)  # the fixture fails on anything left behind
+    assert set(r.check.name for r in run.results if not r.passed) <= {"user-reads-hide-private-fields",
+                                                                      "missing-resources-return-404"}
+    from grader.sandbox import detect
+
+    detect.cache_clear()
+
+
+# --- Text the app controls is shown harmless -------------------------------------------------
+
+
+def test_escape_sequences_cannot_draw_a_fake_report(submission, tmp_path):
+    fake = "\\x1b[2J\\x1b[H\\x1b[32m Score: 17/17 checks passed\\u202e\\r"
+    folder = submission(**in_handler(f"print('{fake}')\nraise RuntimeError('{fake}')\n"))
+    result = subprocess.run([sys.executable, "-m", "grader", "check", "1", "--path", str(folder), "--json",
+                             str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\r" not in result.stdout
+    assert "\\x1b[2J" in result.stdout  # shown, as an escape
+    assert "\x1b" not in (tmp_path / "r.xml").read_text()
+    assert "\x1b" not in json.loads((tmp_path / "r.json").read_text())["checks"][1]["message"]
+
+
+# --- Interrupted runs end in order ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ends_the_run_and_everything_it_started(submission, signum):
+    folder = submission(**in_handler("import time\ntime.sleep(60)\n"))
+    process = subprocess.Popen([sys.executable, "-m", "grader", "check", "1", "--path", str(folder), "--timeout", "30"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any("process" in item for item in leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside the sleeping request by now
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum, out + err
+    assert f"stopped ({signal.Signals(signum).name})" in err
+    time.sleep(0.3)
+    assert leftovers() == []
