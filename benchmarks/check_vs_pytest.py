@@ -3,11 +3,14 @@
     python benchmarks/check_vs_pytest.py [--runs 7] [--chapter chapter-1]
 
 All are timed as whole commands (process start to exit), alternating, on the chapter's
-solution (every check passes) and its starter (every check fails). Bare pytest is timed three
-ways: as installed (it loads every plugin in the environment, nbval's Jupyter stack
-included); with plugin autoloading off; and with exactly the worker's arguments (which also
-switch off pytest's exit-time garbage-collection passes). The ratio is taken against the
-fastest of the three. The grader's target is at most 1.3 times bare pytest.
+solution (every check passes) and its starter (every check fails). Bare pytest imports the
+learner's app into its own process and drives it with an in-process TestClient (the suite's
+fallback when no grader runs it): the fastest way the same checks can run, and the way the
+grader worked before the app moved out of its process. It is timed three ways: as installed
+(it loads every plugin in the environment, nbval's Jupyter stack included); with plugin
+autoloading off; and with exactly the runner's pytest arguments. The ratio is taken against
+the fastest of the three. `grader check` runs the app as a real uvicorn server, sandboxed,
+with a fresh app process per check. The grader's target is at most 1.3 times bare pytest.
 """
 
 import argparse
@@ -22,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from grader.catalogue import find_chapter  # noqa: E402
-from grader.worker import pytest_args  # noqa: E402
+from grader.runner import pytest_args  # noqa: E402
 
 TARGET = 1.3
 
@@ -40,7 +43,7 @@ def main() -> int:
     options = parser.parse_args()
     suite = ROOT / "grader" / "suites" / options.chapter
     print(f"{options.chapter}, median of {options.runs} runs each, {os.cpu_count()} CPUs\n")
-    print(f"{'folder':<24}{'pytest':>10}{'pytest, no autoload':>22}{'pytest, worker args':>23}"
+    print(f"{'folder':<24}{'pytest':>10}{'pytest, no autoload':>22}{'pytest, runner args':>23}"
           f"{'grader check':>15}{'ratio':>8}")
     worst = 0.0
     for kind in ("solutions", "exercises"):
@@ -51,10 +54,9 @@ def main() -> int:
                 "--confcutdir", str(suite), "--import-mode=importlib", str(suite / "test_checks.py")]
         graded = [sys.executable, "-m", "grader", "check", options.chapter, "--path", str(folder)]
         lean = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        # The worker's own pytest arguments (its plugins switched off, its ini file), run bare.
+        # The runner's own pytest arguments (its plugins switched off, its ini file), run bare.
         same = [sys.executable, "-B", "-m", "pytest", *pytest_args(
-            {"suite_dir": str(suite), "test_file": "test_checks.py",
-             "tests": [check.test_name for check in find_chapter(options.chapter).checks]})]
+            suite, [check.test_name for check in find_chapter(options.chapter).checks])]
         pytest_times, lean_times, same_times, grader_times = [], [], [], []
         with tempfile.TemporaryDirectory() as scratch:
             timed(bare, scratch, env)  # warm the file cache once for all
