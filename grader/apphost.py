@@ -146,7 +146,7 @@ class ReportingApp:
     moment for the report after a 500.
     """
 
-    def __init__(self, app: Any, events: int, home: Path) -> None:
+    def __init__(self, app: Any, events: int, home: Path) -> None:  # app: set before serving
         self.app, self.events, self.home = app, events, home
 
     def report(self, **event: Any) -> None:
@@ -186,8 +186,55 @@ class ReportingApp:
         return watched
 
 
+def relay(port: int, target: str) -> None:
+    """Listen on 127.0.0.1:`port` and pass each connection on to the Unix socket `target`.
+
+    The app has no network of its own; this is how it reaches a service the checker runs (an
+    outside service's stub, an SMTP server, an error tracker) at the address a real
+    deployment would configure.
+    """
+    import threading
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept() -> None:
+        while True:
+            client, _ = server.accept()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(target)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -> None:
-    """In the forked child: become this check's app process, then serve until killed."""
+    """In the forked child: become this check's app process, then serve until killed.
+
+    With `exec`, run that command instead (a learner's own tests, say). With `import`, import
+    the learner's module here, under this process's own environment (settings read at import
+    time see it), instead of using the host's import.
+    """
     listener, output, events = fds
     os.setsid()
     os.dup2(output, 1)
@@ -195,7 +242,27 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
     os.close(output)
     os.chdir(spec["cwd"])
     os.environ.update(spec.get("env", {}))
-    reporter = ReportingApp(objects["app"], events, home)
+    reporter = ReportingApp(None, events, home)
+    for forward in spec.get("forward", []):
+        relay(int(forward["port"]), str(forward["socket"]))
+    if spec.get("exec"):
+        os.close(listener)
+        try:
+            os.execvp(spec["exec"][0], spec["exec"])
+        except OSError as exc:
+            reporter.report(event="exec-error", message=str(exc))
+            os._exit(127)
+    if spec.get("import"):
+        home = Path(spec["load"]["home"]).resolve()
+        reporter.home = home
+        loaded = load_module(spec["load"], home)
+        if isinstance(loaded, str):
+            reporter.report(event="load-error", message=loaded)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
+        objects = loaded
+    reporter.app = objects["app"]
     engine, base = objects.get("engine"), objects.get("base")
     database = None
     if engine is not None and base is not None:
@@ -217,6 +284,26 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
                             timeout_graceful_shutdown=0)
     uvicorn.Server(config).run(sockets=[sock])
     os._exit(0)
+
+
+def load_module(spec: dict[str, Any], home: Path) -> dict[str, Any] | str:
+    """Import the learner's module and find the names the checks use; or the load error."""
+    if str(home) not in sys.path:
+        sys.path.insert(0, str(home))
+    where = spec["module"].replace(".", "/") + ".py"
+    try:
+        loaded = importlib.import_module(spec["module"])
+        origin = Path(getattr(loaded, "__file__", None) or "").resolve()
+        if home not in origin.parents:
+            raise ValueError(f"{spec['module']} was imported from {origin}, not from your folder. Another package "
+                             f"named {spec['package']!r} is installed; uninstall or rename it.")
+        objects = find_names(loaded, spec["names"], where)
+    except ValueError as exc:
+        return str(exc)
+    except BaseException as exc:  # the learner's module may raise anything, SystemExit included
+        return describe_load_failure(exc, spec["module"], home)
+    objects["sqlite_file"] = sqlite_file(objects.get("engine"))
+    return objects
 
 
 def contain(parent: int) -> None:
@@ -320,23 +407,11 @@ def main() -> None:
         if command == "load":
             home = Path(spec["home"]).resolve()
             os.chdir(spec["cwd"])
-            sys.path.insert(0, str(home))
-            where = spec["module"].replace(".", "/") + ".py"
-            try:
-                loaded = importlib.import_module(spec["module"])
-                origin = Path(getattr(loaded, "__file__", None) or "").resolve()
-                if home not in origin.parents:
-                    raise ValueError(f"{spec['module']} was imported from {origin}, not from your folder. "
-                                     f"Another package named {spec['package']!r} is installed; uninstall or "
-                                     "rename it.")
-                objects = find_names(loaded, spec["names"], where)
-                objects["sqlite_file"] = sqlite_file(objects.get("engine"))
-            except ValueError as exc:
-                send(control, load_error=str(exc))
+            loaded = load_module(spec, home)
+            if isinstance(loaded, str):
+                send(control, load_error=loaded)
                 continue
-            except BaseException as exc:  # the learner's module may raise anything, SystemExit included
-                send(control, load_error=describe_load_failure(exc, spec["module"], home))
-                continue
+            objects = loaded
             send(control, loaded=True, own_databases=own_databases(objects.get("engine")))
             warm_up(objects["app"])
         elif command == "start":

@@ -222,7 +222,8 @@ class AppHost:
             return answer["load_error"]
         raise HostProblem("the app's process answered the load with something unexpected")
 
-    def start(self, number: int, cwd: Path, env: dict[str, str], sock_path: Path, deadline: float) -> App:
+    def start(self, number: int, cwd: Path, env: dict[str, str], sock_path: Path, deadline: float,
+              **options: Any) -> App:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(sock_path))
         listener.listen(128)
@@ -230,7 +231,7 @@ class AppHost:
         events_read, events_write = os.pipe()
         app = App(self, number, sock_path)
         try:
-            answer = self._command({"cmd": "start", "id": number, "cwd": str(cwd), "env": env},
+            answer = self._command({"cmd": "start", "id": number, "cwd": str(cwd), "env": env, **options},
                                    [listener.fileno(), out_write, events_write], deadline, "starting your app")
         finally:
             listener.close()
@@ -352,6 +353,14 @@ class App:
         self.exit_status: int | None = None
         self.stopped = False
         self.database: Path | None = None  # this app's SQLite file, in the run's folder
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait until the process ends by itself (its reports pipe closes); its exit status,
+        or None if it is still running after `timeout` seconds (it is then stopped)."""
+        self.events.wait_for(lambda event: False, timeout)
+        ended = self.events.closed
+        status = self.stop()
+        return status if ended else None
 
     def stop(self) -> int | None:
         if not self.stopped:

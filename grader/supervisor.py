@@ -273,10 +273,55 @@ class Supervisor:
             return AppHung(f"The check did not finish within {self.limits.check:g} s.")
         return None
 
-    def _start(self, host: AppHost) -> App:
+    def _start(self, host: AppHost, env: dict[str, str] | None = None, **options: Any) -> App:
         number = next(self.numbers)
-        return host.start(number, self._workdir(number), {}, self.private / f"app-{number}.sock",
-                          time.monotonic() + self.limits.startup)
+        if options.get("import"):
+            options["load"] = self._spec()
+        return host.start(number, self._workdir(number), env or {}, self.private / f"app-{number}.sock",
+                          time.monotonic() + self.limits.startup, **options)
+
+    def service_socket(self, name: str) -> Path:
+        """Where a check's service listens for `launch(forward=...)`: a Unix socket in the app's
+        view (the app can reach it anyway through the forwarded port)."""
+        folder = self.area / "services"
+        folder.mkdir(exist_ok=True)
+        return folder / f"{name}.sock"
+
+    def launch(self, env: dict[str, str] | None = None, fresh_import: bool = False,
+               forward: dict[int, Path] | None = None, command: list[str] | None = None) -> App:
+        """A process for a check that needs more than `app_for_check`, for the later chapters:
+
+        - `env`: environment variables of this app process only;
+        - `fresh_import`: import the learner's module in this process, under that environment
+          (settings read at import), instead of using the host's import; an import that fails
+          ends the process, and `App.wait_exit` gives its status and `App.output` its message;
+        - `forward`: {port: unix socket}: 127.0.0.1:port inside the sandbox reaches a service
+          the check runs on that Unix socket (an outside service's stub, an SMTP server, an
+          error tracker speaking the Sentry protocol);
+        - `command`: run this command in the app's folder instead of serving (the learner's
+          own tests, say); its output and exit status are the App's.
+        """
+        from grader.harness import AppCrashed
+
+        if (problem := self._stopped()) is not None:
+            raise problem
+        if self.host is None or self.host.dead:
+            self.host = AppHost(self.area, self.sandbox, self.pump)
+            self.hosts_started += 1
+        assert self.host is not None
+        self.host.wait_ready(time.monotonic() + self.limits.load)
+        options: dict[str, Any] = {}
+        if fresh_import:
+            options["import"] = True
+        if forward:
+            options["forward"] = [{"port": port, "socket": str(path)} for port, path in forward.items()]
+        if command:
+            options["exec"] = command
+        try:
+            return self._start(self.host, env, **options)
+        except (HostProblem, TimeoutError):
+            self.host.kill()
+            raise AppCrashed("A fresh process for this check could not be started.") from None
 
     def _prestart(self, host: AppHost) -> None:
         """Start the next check's app now, so that its start-up overlaps this check.
@@ -317,10 +362,15 @@ class Supervisor:
             client.close()
             app.stop()
 
+    def wait_serving(self, app: App) -> None:
+        """Wait until a launched app answers, or raise AppHung/AppCrashed saying why not."""
+        self._wait_until_serving(app)
+
     def _wait_until_serving(self, app: App) -> None:
         from grader.harness import AppCrashed, AppHung
 
-        ready = app.events.wait_for(lambda event: event["event"] in ("started", "startup-failed", "reset-error"),
+        ready = app.events.wait_for(lambda event: event["event"] in ("started", "startup-failed", "reset-error",
+                                                                     "load-error"),
                                     self.limits.startup)
         if ready is not None and ready["event"] == "started":
             serving = app.events.wait_for(lambda event: event["event"] == "serving", 0)
@@ -335,6 +385,8 @@ class Supervisor:
             app.host.kill()
             raise AppHung(f"Your app did not finish starting (its lifespan) within {self.limits.startup:g} s. "
                           "Look for an endless loop or a long blocking call in its startup code.")
+        if ready is not None and ready["event"] == "load-error":
+            raise AppCrashed("Your app could not be imported in this check's process:\n" + str(ready.get("message")))
         if ready is not None and ready["event"] == "reset-error":
             raise AppCrashed(describe_crash({**ready, "type": ready.get("type")}).replace(
                 "crashed instead of answering", "could not create its tables") )
