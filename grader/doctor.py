@@ -141,12 +141,21 @@ def _chapter(root: Path, chapter) -> list[Finding]:
                            restore + " It saves what is in that folder to a backup first.")
     else:
         exercise = Finding(OK, f"exercises/{slug} holds {module.as_posix()}")
-    if (root / "solutions" / slug).is_dir():
-        solution = Finding(OK, f"solutions/{slug} is present")
-    else:
-        solution = Finding(WARN, f"solutions/{slug} is missing (`grader verify` needs it)",
-                           f"`git checkout -- solutions/{slug}` (in {root}) restores it.")
-    return [exercise, solution]
+    return [exercise]  # solutions/ is the maintainers' concern: `grader verify` reports it missing
+
+
+def _sandbox() -> Finding:
+    """Whether the learner's app can be graded in a sandbox here (see grader/sandbox.py)."""
+    from grader.sandbox import detect
+
+    found = detect()
+    if found.isolated:
+        return Finding(OK, f"Your app is graded in a sandbox: {found.describe()}")
+    fix = ("Install bubblewrap (`sudo apt-get install bubblewrap` on Debian or Ubuntu). Grading works without "
+           "it, but your app then runs beside the grader, with your user's rights and network.")
+    if sys.platform != "linux":
+        fix = "Grading works without one. For a grade that must be trusted, run the grader on Linux."
+    return Finding(WARN, f"Your app is graded without a sandbox ({found.detail})", fix)
 
 
 def diagnose(root: Path | None = None) -> list[Finding]:
@@ -169,6 +178,7 @@ def diagnose(root: Path | None = None) -> list[Finding]:
         return findings
     findings.append(_grader_command(root))
     findings.extend(_requirements(root))
+    findings.append(_sandbox())
     for chapter in catalogue.all_chapters():
         findings.extend(_chapter(root, chapter))
     return findings

@@ -54,7 +54,10 @@ class ConsoleReport:
     def _print(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
 
+    _slug = "chapter-N"
+
     def start(self, chapter: Chapter, learner_dir: Path) -> None:
+        self._slug = chapter.slug
         self._print(self._paint(f"Chapter {chapter.number} · {chapter.title}", "1"))
         self._print(f"Checking {_display_path(learner_dir)} ({len(chapter.checks)} checks)")
         self._print()
@@ -66,8 +69,15 @@ class ConsoleReport:
             return
         for line in result.message.splitlines():
             self._print("     " + line)
-        if result.about_app or result.status == NOT_RUN:
-            self._print()  # a hang, a crash or a check that did not run: its hint is about something else
+        if result.status == NOT_RUN:
+            self._print()
+            return
+        if result.about_app:  # a hang or a crash: the check's hint is about something else
+            what = "hang" if result.status == TIMEOUT else "crash"
+            advice = (f"Fix this {what} first; the check's own hint is about something else "
+                      f"(`grader hint {self._slug} {result.check.name}` shows it).")
+            self._print(self._paint(self._wrap(advice, ""), "36"))
+            self._print()
             return
         self._print(self._paint(self._wrap(result.check.hint, "Hint: "), "36"))
         runs = self.failed_before(result.check.name) + 1
