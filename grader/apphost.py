@@ -4,13 +4,15 @@ This file is copied on its own into the sandbox and run there as a script; it im
 from the grader, and nothing it says is trusted. The checker (`grader.appserver`) sends it
 commands over a Unix socket pair (SOCK_SEQPACKET: one JSON message each) and it answers:
 
-    → {"cmd": "load", ...}            ← {"loaded": true, "database": ...} or {"load_error": "..."}
+    ← {"ready": true}                  once the libraries are imported
+    → {"cmd": "load", ...}            ← {"loaded": true, "own_databases": ...} or {"load_error": "..."}
     → {"cmd": "start", "id": N, ...}  ← {"started": N, "pid": ...}   (three fds come with it)
     → {"cmd": "stop", "id": N}        ← {"stopped": N, "status": ...}
 
 `load` imports the learner's module once, here. `start` forks a fresh app process for one
-check: it moves into that check's folder, recreates the tables, and serves the app with
-uvicorn on the listening socket that the checker created and passed in. Its output goes to a
+check: it moves into that check's folder, gives the engine an SQLite file there, recreates
+the tables, and serves the app with uvicorn on the listening socket that the checker created
+and passed in. Its output goes to a
 pipe the checker reads; crashes inside requests are reported on a second pipe, as JSON lines
 tagged with the request's `x-grader-request` header, so the checker can name the file and line.
 

@@ -141,8 +141,11 @@ class AppHost:
         boot = area / "boot" / "apphost.py"
         env = {key: os.environ[key] for key in _KEPT if key in os.environ}
         env.update(HOME=str(area / "home"), TMPDIR=str(area / "tmp"), PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONUNBUFFERED="1", PYTHONNOUSERSITE="")
-        env.pop("PYTHONNOUSERSITE")
+                   PYTHONUNBUFFERED="1")
+        import site
+
+        if site.ENABLE_USER_SITE and site.USER_SITE and Path(site.USER_SITE).is_dir():
+            env["PYTHONUSERBASE"] = site.getuserbase()  # packages from `pip install --user`, HOME aside
         python = [sys.executable, "-B", str(boot), str(theirs.fileno())]
         if sandbox.isolated:
             command = [*bubblewrap_command(area), "--chdir", str(area), "--", *python]
