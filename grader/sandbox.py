@@ -171,12 +171,12 @@ class AppHost:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(doing)
-            ready, _, _ = select.select([self.sock], [], [], left)
-            if not ready:
-                continue
             try:
+                ready, _, _ = select.select([self.sock], [], [], left)
+                if not ready:
+                    continue
                 data = self.sock.recv(MESSAGE_LIMIT)
-            except OSError:
+            except (OSError, ValueError):  # the watchdog killed the host and shut the socket meanwhile
                 data = b""
             if not data:
                 raise HostProblem(f"the app's process ended while {doing}")
@@ -271,7 +271,10 @@ class AppHost:
         except subprocess.TimeoutExpired:
             pass
         unregister_child(self.process.pid)
-        self.sock.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting for an answer; closed with the object
+        except OSError:
+            pass
         if not self.sandbox.isolated:
             kill_orphans()
 
