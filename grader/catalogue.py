@@ -22,16 +22,31 @@ class UsageError(Exception):
     """The command cannot run as asked (unknown chapter, missing folder); exit status 2."""
 
 
+#: Where the book is published; `read` links of the hints point into it.
+BOOK_URL = "https://fastapi-in-production.github.io/course"
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
     title: str
-    hint: str
-    explanation: str
+    hint: str  # rung 2 of the ladder: the API to reach for
+    explanation: str  # rung 3: the full account
+    lesson: str = ""  # rung 1: what is wrong, in terms of behaviour
+    read: tuple[str, str, str] | None = None  # the book section that teaches it: page, anchor, title
 
     @property
     def test_name(self) -> str:
         return "test_" + self.name.replace("-", "_")
+
+    @property
+    def reading(self) -> str:
+        """Where to read up: the section's title, the page in the clone, and its address online."""
+        if not self.read:
+            return ""
+        page, anchor, title = self.read
+        built = page.rsplit(".", 1)[0] + ".html"
+        return f"“{title}” in {page} ({BOOK_URL}/{built}#{anchor})"
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,8 @@ def load_chapter(suite_dir: Path) -> Chapter:
     number = int(suite_dir.name.removeprefix("chapter-"))
     checks = tuple(
         Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
-              explanation=item.get("explanation", "").strip())
+              explanation=item.get("explanation", "").strip(), lesson=item.get("lesson", "").strip(),
+              read=tuple(item["read"]) if "read" in item else None)
         for item in data["check"]
     )
     return Chapter(

@@ -37,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
     check.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
+    check.add_argument("--no-hints", action="store_true", help="show what failed, without hints")
 
     watch = graded("watch", "grade again every time you save a .py file")
     watch.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
+    watch.add_argument("--no-hints", action="store_true", help="show what failed, without hints")
 
     hint = commands.add_parser("hint", help="show the hint and explanation for a check")
     hint.add_argument("chapter", metavar="CHAPTER")
@@ -69,13 +71,13 @@ def cmd_list() -> int:
     return EXIT_OK
 
 
-def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None):
+def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None, hints=True):
     """Run, report to the console, remember the score, write result files."""
     from grader.progress import Progress
     from grader.report import ConsoleReport, write_json, write_junit
 
     progress = Progress()
-    report = ConsoleReport(failed_before=lambda name: progress.streak(chapter.slug, name))
+    report = ConsoleReport(failed_before=lambda name: progress.streak(chapter.slug, name), hints=hints)
     report.start(chapter, folder)
     runner.on_result = report.result
     run = runner.run()
@@ -107,9 +109,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     chapter = find_chapter(args.chapter)
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
-    again = f"grader check {chapter.slug}" + (f" --path {args.path}" if args.path else "")
+    from grader.runner import visible
+
+    again = f"grader check {chapter.slug}" + (f" --path {visible(str(args.path))}" if args.path else "")
     next_step = f"Fix the first failing check, then run `{again}` again."
-    run = _grade(Runner(chapter, folder, limits), chapter, folder, next_step, args.json, args.junit)
+    run = _grade(Runner(chapter, folder, limits), chapter, folder, next_step, args.json, args.junit,
+                 hints=not args.no_hints)
     return EXIT_OK if run.all_passed else EXIT_FAILED
 
 
@@ -123,7 +128,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     stop_on_signals()  # a closed terminal or `kill` ends the run in order, as Ctrl-C does
     next_step = "Fix the first failing check and save: the checks run again by themselves."
-    watch(chapter, folder, limits, lambda runner: _grade(runner, chapter, folder, next_step),
+    watch(chapter, folder, limits, lambda runner: _grade(runner, chapter, folder, next_step, hints=not args.no_hints),
           lambda line: print(line, flush=True))
     return EXIT_OK
 
@@ -142,9 +147,10 @@ def cmd_hint(args: argparse.Namespace) -> int:
             return EXIT_OK
         check = failing[0] if failing else chapter.checks[0]
     print(f"{check.name}: {check.title}\n")
-    print(f"Hint: {check.hint}\n")
-    if check.explanation:
-        print(" ".join(check.explanation.split()))
+    from grader.report import ladder
+
+    for label, text in ladder(check, runs=99):  # asked for: every rung at once
+        print(f"{label.replace(' (failed 99 runs in a row)', '')}{text}\n")
     return EXIT_OK
 
 

@@ -46,6 +46,18 @@ class AppCrashed(AppProblem):
     status = "error"
 
 
+class Blocked(AppProblem):
+    """A check could not set its scene, because a route that another check covers is broken.
+    Reported once as that other check's failure, and here as blocked by it."""
+
+    status = "not-run"
+
+    def __init__(self, route: str, covered_by: str, what: str) -> None:
+        super().__init__(f"Blocked by {covered_by}: this check needs {route}, which failed while {what}\n"
+                         f"Fix {covered_by} first; this check runs properly after that.")
+        self.covered_by = covered_by
+
+
 class RunStopped(AppProblem):
     """The whole run went over its limit, or was interrupted: the check did not run."""
 
@@ -73,7 +85,7 @@ def describe_response(response: httpx.Response) -> str:
     kind = ""
     try:
         text = _as_json_text(response.json())
-    except ValueError:
+    except (ValueError, RecursionError):
         kind = f"[content-type: {response.headers.get('content-type', 'none')}] "
     return f"{response.status_code} {kind}{_short(text) if text else '(empty body)'}"
 
@@ -85,7 +97,7 @@ def _request_label(response: httpx.Response) -> str:
     if request.content:
         try:
             body = json.loads(request.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = request.content.decode(errors="replace")
     return describe_request(request.method, url, body)
 
@@ -102,8 +114,8 @@ def _target(url: Any, query: Any) -> str:
 class CheckClient(httpx.Client):
     """An HTTP client for one check's app process, on the Unix socket the checker made.
 
-    Each request carries an `x-grader-request` number, so that a crash the app reports can be
-    matched to it; its time limit is kept by the supervisor's watchdog, which kills the app
+    Requests go one at a time and are numbered in order, as the app's reporting wrapper numbers
+    them on arrival, so that a crash the app reports can be matched to its request; its time limit is kept by the supervisor's watchdog, which kills the app
     (not the request) when it passes, so no trickle of bytes can stretch it.
     """
 
@@ -115,16 +127,20 @@ class CheckClient(httpx.Client):
         self.app, self.supervisor = app, supervisor
         self.sent = 0
 
+    @property
+    def database(self) -> Path | None:
+        """This app's SQLite file, in the run's own folder: a check may read or change it."""
+        return self.app.database
+
     def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         label = f"{method.upper()} {_target(url, kwargs.get('params'))}"
         body = kwargs.get("json")
         shown = describe_request(method, _target(url, kwargs.get("params")), body)
         self.supervisor.before_request(self.app, label)
         self.sent += 1
-        headers = {**(kwargs.pop("headers", None) or {}), "x-grader-request": str(self.sent)}
         try:
             with self.supervisor.request_deadline(self.app, label):
-                with self.stream(method, url, headers=headers, **kwargs) as response:
+                with self.stream(method, url, **kwargs) as response:
                     content = bytearray()
                     for chunk in response.iter_bytes():
                         content += chunk
@@ -170,7 +186,7 @@ def install(supervisor: Any) -> None:
 def body_of(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CheckFailed(f"Expected a JSON body.\n{exchange(response)}") from None
 
 

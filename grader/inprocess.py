@@ -32,5 +32,7 @@ def in_process_app(suite_dir: Path) -> Iterator[TestClient]:
     base.metadata.drop_all(engine)
     base.metadata.create_all(engine)
     with TestClient(getattr(module, names["app"]), base_url="http://tracker") as client:
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        client.database = Path(database).resolve() if database and database != ":memory:" else None
         yield client
     engine.dispose()

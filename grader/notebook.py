@@ -21,7 +21,7 @@ from pathlib import Path
 
 from grader.catalogue import UsageError, course_root, find_chapter, learner_folder
 from grader.progress import Progress
-from grader.report import LADDER, MARKS, score_line
+from grader.report import MARKS, ladder, score_line
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, RunResult, run_apart
 
 # White text on these backgrounds has a contrast ratio of at least 4.5:1 (WCAG AA), and a
@@ -135,13 +135,10 @@ def _row(result, failing_runs: int = 1) -> str:
     if result.passed:
         return row
     detail = f'<pre style="{_PRE}">{html.escape(result.message)}</pre>' if result.message else ""
-    hint = f'<p style="margin:4px 0"><strong>Hint:</strong> {_inline_code(result.check.hint)}</p>'
+    hint = "".join(f'<p style="margin:4px 0"><strong>{html.escape(label.strip())}</strong> {_inline_code(text)}</p>'
+                   for label, text in ladder(result.check, failing_runs))
     if result.about_app or result.status == NOT_RUN:
         return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}</td></tr>'
-    if failing_runs >= LADDER and result.check.explanation:
-        more = _inline_code(" ".join(result.check.explanation.split()))
-        hint += (f'<p style="margin:4px 0"><strong>This check has failed {failing_runs} runs in a row, '
-                 f"so here is more:</strong> {more}</p>")
     return row + f'<tr><td style="{_CELL}"></td><td colspan="2" style="{_CELL}">{detail}{hint}</td></tr>'
 
 

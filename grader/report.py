@@ -13,7 +13,7 @@ from typing import TextIO
 
 from grader import __version__, manifest
 from grader.catalogue import Chapter
-from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, CheckResult, RunResult
+from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, CheckResult, RunResult, visible
 
 JSON_SCHEMA = "grader-result/1"
 
@@ -23,13 +23,28 @@ _COLOURS = {PASSED: "32", FAILED: "31", ERROR: "31", TIMEOUT: "33", NOT_RUN: "2"
 
 def _display_path(path: Path) -> str:
     try:
-        return str(path.relative_to(Path.cwd()))
+        return visible(str(path.relative_to(Path.cwd())))
     except ValueError:
-        return str(path)
+        return visible(str(path))
 
 
 #: From this many failing runs in a row, a check's hint comes with its fuller explanation.
 LADDER = 3
+
+
+def ladder(check, runs: int) -> list[tuple[str, str]]:
+    """The rungs of a check's hint ladder shown after `runs` failing runs in a row: what is
+    wrong and where to read up first, then the API to reach for, then the full account."""
+    rungs = []
+    if check.lesson:
+        rungs.append(("What is wrong: ", check.lesson))
+    if check.reading:
+        rungs.append(("Read: ", check.reading))
+    if runs >= 2 or not check.lesson:
+        rungs.append(("Hint: ", check.hint))
+    if runs >= LADDER and check.explanation:
+        rungs.append((f"More (failed {runs} runs in a row): ", " ".join(check.explanation.split())))
+    return rungs
 
 
 class ConsoleReport:
@@ -41,7 +56,8 @@ class ConsoleReport:
     """
 
     def __init__(self, stream: TextIO | None = None, colour: bool | None = None,
-                 failed_before: Callable[[str], int] | None = None) -> None:
+                 failed_before: Callable[[str], int] | None = None, hints: bool = True) -> None:
+        self.hints = hints
         self.stream = stream or sys.stdout
         if colour is None:
             colour = self.stream.isatty() and "NO_COLOR" not in os.environ
@@ -79,16 +95,16 @@ class ConsoleReport:
             self._print(self._paint(self._wrap(advice, ""), "36"))
             self._print()
             return
-        self._print(self._paint(self._wrap(result.check.hint, "Hint: "), "36"))
-        runs = self.failed_before(result.check.name) + 1
-        if runs >= LADDER and result.check.explanation:
-            self._print(self._paint(f"     This check has failed {runs} runs in a row, so here is more:", "36"))
-            self._print(self._paint(self._wrap(" ".join(result.check.explanation.split()), ""), "36"))
+        if not self.hints:
+            self._print()
+            return
+        for label, text in ladder(result.check, self.failed_before(result.check.name) + 1):
+            self._print(self._paint(self._wrap(text, label), "36"))
         self._print()
 
     @staticmethod
     def _wrap(text: str, label: str) -> str:
-        return textwrap.fill(text, width=92, initial_indent="     " + label,
+        return textwrap.fill(text, width=92, initial_indent="     " + label, break_on_hyphens=False, break_long_words=False,
                              subsequent_indent="     " + " " * len(label))
 
     def load_problem(self, chapter: Chapter, message: str) -> None:
@@ -134,7 +150,7 @@ def as_json(run: RunResult) -> dict:
         "grader_version": __version__,
         "chapter": run.chapter.slug,
         "title": run.chapter.title,
-        "path": str(run.learner_dir),
+        "path": visible(str(run.learner_dir)),
         "fingerprint": manifest.fingerprint(files=files),
         "suite_fingerprint": manifest.fingerprint(f"suites/{run.chapter.slug}/", files),
         "integrity_problem": run.integrity_problem,

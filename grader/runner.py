@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -36,14 +37,16 @@ PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN = "passed", "failed", "error", "timeout"
 
 __all__ = ["Limits", "Runner", "RunResult", "CheckResult", "visible"]
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 
 def visible(text: str) -> str:
     """Text that the learner's code controls, safe to print: control characters (escape
     sequences, bidirectional overrides) are shown as escapes instead of acting on the screen."""
     text = text.replace("\r\n", "\n").replace("\t", "    ")
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    # unicode_escape spells each one out: \x1b, \u202e, \ud800 (a lone surrogate, which no
+    # terminal or file encoding accepts, from a path's undecodable bytes or a JSON escape).
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
 @dataclass
@@ -165,28 +168,45 @@ class Scratch:
         shutil.copy2(BOOT, self.area / "boot" / BOOT.name)
 
     def copy_learner(self, folder: Path) -> None:
-        """Copy the learner's folder, following symbolic links (a linked package is graded)."""
+        """Copy the learner's folder: its regular files and folders, nothing else.
+
+        A symbolic link is followed when it stays inside the folder, and refused with its
+        reason when it leads out of it: the grade is for what is in the folder. Devices, pipes
+        and sockets are left out (reading one could take forever), and the size is capped.
+        """
+        home = folder.resolve()
         total = 0
 
         def ignore(directory: str, names: list[str]) -> set[str]:
             nonlocal total
             skipped = set(_IGNORED(directory, names))
             for name in names:
-                path = os.path.join(directory, name)
-                if name not in skipped and os.path.isfile(path):
-                    total += os.path.getsize(path)
+                path = Path(directory, name)
+                if name in skipped:
+                    continue
+                if path.is_symlink() and not path.resolve().is_relative_to(home):
+                    shown = visible(str(path.relative_to(folder)))
+                    raise CopyProblem(
+                        f"{shown} is a symbolic link to {visible(str(path.resolve()))}, outside the folder being "
+                        f"graded. The grader grades only what is inside {visible(str(folder))}: copy the files in, "
+                        "or grade the other folder with --path.")
+                kind = path.stat().st_mode if path.exists() else 0
+                if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+                    skipped.add(name)  # a device, a pipe, a socket, a broken link
+                elif stat.S_ISREG(kind):
+                    total += path.stat().st_size
             if total > COPY_LIMIT:
-                raise CopyProblem(f"{folder} holds more than {COPY_LIMIT >> 20} MiB; an exercise folder needs "
-                                  "only its code. Is a virtual environment or a data file inside it?")
+                raise CopyProblem(f"{visible(str(folder))} holds more than {COPY_LIMIT >> 20} MiB; an exercise "
+                                  "folder needs only its code. Is a virtual environment or a data file inside it?")
             return skipped
 
         try:
-            shutil.copytree(folder, self.area / "src", ignore=ignore, ignore_dangling_symlinks=True)
+            shutil.copytree(folder, self.area / "src", ignore=ignore)
         except CopyProblem:
             raise
         except (shutil.Error, OSError, RecursionError) as exc:
             detail = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args and exc.args[0] else exc
-            raise CopyProblem(f"{folder} could not be copied for grading: {detail}") from None
+            raise CopyProblem(f"{visible(str(folder))} could not be copied for grading: {visible(str(detail))}") from None
 
     def remove(self) -> None:
         remove_tree(self.root)
@@ -262,9 +282,10 @@ def classify(exc: BaseException, phase: str) -> dict[str, Any]:
         return {"status": FAILED, "message": str(exc).strip() or "An expectation of the check was not met."}
     if isinstance(exc, KeyboardInterrupt):
         raise exc
-    detail = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
-    return {"status": ERROR, "message": f"The check itself failed unexpectedly ({detail}). This is a grader bug; "
-                                        "please report it with this message."}
+    detail = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+    return {"status": ERROR, "message": f"The check stopped on an answer from your app that it could not read "
+                                        f"({detail}). Look at that route's response; if it looks right, this may "
+                                        "be a grader bug: please report it with this message."}
 
 
 def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,

@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 from sqlalchemy import ForeignKey, String, create_engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -77,16 +77,25 @@ Base.metadata.create_all(engine)
 # --- Schemas: what a client may send, and what it may see --------------------------
 
 def not_in_the_past(value: date) -> date:
-    if value < date.today():
+    # "Today" is the server's date in UTC, whatever the machine's own time zone.
+    if value < datetime.now(timezone.utc).date():
         raise ValueError("due_date must be today or later")
     return value
 
 
-# Field types shared by TaskCreate and TaskUpdate, so both apply the same rules.
+def as_utc(value: datetime) -> datetime:
+    # SQLite keeps no time zone: what comes back from it is naive, though we stored UTC.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# Field types shared by the schemas, so every route applies the same rules.
 TaskStatus = Literal["todo", "in_progress", "done"]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
-Priority = Annotated[int, Field(ge=1, le=5)]
+# strict: a JSON integer only; Pydantic would otherwise turn "3" into 3 and true into 1.
+Priority = Annotated[int, Field(ge=1, le=5, strict=True)]
+Id = Annotated[int, Field(ge=1, strict=True)]
 DueDate = Annotated[date, AfterValidator(not_in_the_past)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class InputModel(BaseModel):
@@ -105,7 +114,8 @@ class PublicModel(BaseModel):
 class UserCreate(InputModel):
     email: EmailStr
     full_name: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=8, max_length=128)
+    # Taken exactly as sent: spaces can be part of a password.
+    password: Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
 
 
 # What anyone may see of a user.
@@ -113,13 +123,13 @@ class UserPublic(PublicModel):
     id: int
     email: str
     full_name: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ProjectCreate(InputModel):
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=1000)
-    owner_id: int = Field(gt=0)
+    owner_id: Id
 
 
 # A project as clients see it: the invite code stays inside.
@@ -128,7 +138,7 @@ class ProjectPublic(PublicModel):
     name: str
     description: str | None
     owner_id: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class TaskCreate(InputModel):
@@ -137,7 +147,7 @@ class TaskCreate(InputModel):
     status: TaskStatus = "todo"
     priority: Priority = 3
     due_date: DueDate | None = None
-    assignee_id: int | None = Field(default=None, gt=0)
+    assignee_id: Id | None = None
 
 
 # Every field optional: a PATCH names only what it changes. Sending null is allowed
@@ -148,7 +158,7 @@ class TaskUpdate(InputModel):
     status: TaskStatus | None = None
     priority: Priority | None = None
     due_date: DueDate | None = None
-    assignee_id: int | None = Field(default=None, gt=0)
+    assignee_id: Id | None = None
 
     @field_validator("title", "status", "priority")
     @classmethod
@@ -167,8 +177,8 @@ class TaskPublic(PublicModel):
     priority: int
     due_date: date | None
     assignee_id: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 app = FastAPI(title="Team task tracker")
