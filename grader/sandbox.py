@@ -38,7 +38,7 @@ STOP_GRACE = 2.0  # seconds the host may take to stop one app process before the
 OUTPUT_LIMIT = 1 << 20  # bytes of an app process's output kept for the checks (the rest is counted)
 
 # The environment of the app: nothing of the learner's shell, so a grade does not depend on it.
-_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
+_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ class Sandbox:
 
     def describe(self) -> str:
         return f"{self.name} ({self.detail})"
+
+
+def far_time_zone() -> str:
+    """A time zone whose date differs from UTC's right now (UTC-12 in the UTC morning, UTC+14
+    from 10:00 UTC), so an app that takes the server's local date for UTC's shows it."""
+    from datetime import datetime, timezone
+
+    return "Etc/GMT+12" if datetime.now(timezone.utc).hour < 12 else "Etc/GMT-14"
 
 
 class HostProblem(Exception):
@@ -141,7 +149,7 @@ class AppHost:
         boot = area / "boot" / "apphost.py"
         env = {key: os.environ[key] for key in _KEPT if key in os.environ}
         env.update(HOME=str(area / "home"), TMPDIR=str(area / "tmp"), PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", TZ=far_time_zone())
         import site
 
         if site.ENABLE_USER_SITE and site.USER_SITE and Path(site.USER_SITE).is_dir():
