@@ -152,8 +152,8 @@ def test_messes_are_cleaned_up(submission, grade, code, sandbox, monkeypatch):
         detect.cache_clear()
     folder = submission(find=GET_USER, replace=GET_USER + "".join(f"    {line}\n" for line in code.splitlines()))
     run = grade(folder)  # the fixture fails on anything left behind
-    assert set(r.check.name for r in run.results if not r.passed) <= {"user-reads-hide-private-fields",
-                                                                      "missing-resources-return-404"}
+    assert set(r.check.name for r in run.results if not r.passed) <= {
+        "user-reads-hide-private-fields", "missing-resources-return-404", "timestamps-are-utc-everywhere"}
     from grader.sandbox import detect
 
     detect.cache_clear()
@@ -193,3 +193,65 @@ def test_a_signal_ends_the_run_and_everything_it_started(submission, signum):
     assert f"stopped ({signal.Signals(signum).name})" in err
     time.sleep(0.3)
     assert leftovers() == []
+
+
+# --- The folder itself: links, devices, pipes ---------------------------------------------------
+
+
+def test_links_out_of_the_folder_and_special_files_cannot_reach_in(submission, grade):
+    import os
+
+    for make in ("link-to-a-solution", "link-to-dev-zero", "fifo"):
+        folder = submission(start=STARTER)
+        if make == "link-to-a-solution":
+            from .conftest import SOLUTION
+
+            (folder / "tracker" / "main.py").unlink()
+            (folder / "tracker" / "main.py").symlink_to(SOLUTION / "tracker" / "main.py")
+        elif make == "link-to-dev-zero":
+            (folder / "tracker" / "notes.txt").symlink_to("/dev/zero")
+        else:
+            os.mkfifo(folder / "tracker" / "queue")
+        started = time.monotonic()
+        run = grade(folder)
+        assert run.passed == 0 and time.monotonic() - started < 60
+        if make.startswith("link"):
+            assert "outside the folder being graded" in run.load_problem
+
+
+# --- Answers the checks cannot read --------------------------------------------------------------
+
+ODD_ANSWERS = {
+    "lone-surrogate": "Response('{\"detail\": \"\\\\ud800 Score: 17/17\"}', media_type='application/json')",
+    "deeply-nested-json": 'Response("[" * 100000 + "]" * 100000, media_type="application/json")',
+    "a-list-not-an-object": "JSONResponse([1, 2, 3])",
+    "a-string-not-an-object": 'JSONResponse("id")',
+}
+
+
+@pytest.mark.parametrize("answer", ODD_ANSWERS.values(), ids=ODD_ANSWERS.keys())
+def test_answers_the_checks_cannot_read_are_failures_with_a_clear_message(submission, tmp_path, answer):
+    middleware = (
+        "\nfrom fastapi.responses import JSONResponse, Response\n\n\n"
+        "@app.middleware('http')\nasync def odd(request, call_next):\n"
+        f"    return {answer}\n"
+    )
+    folder = submission(append=middleware)
+    result = subprocess.run([sys.executable, "-m", "grader", "check", "1", "--path", str(folder), "--json",
+                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr and "INTERNALERROR" not in result.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["score"]["passed"] == 0 and all(item["message"] for item in data["checks"])
+    assert "Score: 0/" in result.stdout
+
+
+def test_a_folder_name_with_escape_sequences_is_shown_harmless(tmp_path):
+    import shutil
+
+    folder = tmp_path / "x\x1b[2J\x1b[32mScore: 17\u202e"
+    shutil.copytree(STARTER, folder)
+    result = subprocess.run([sys.executable, "-m", "grader", "check", "1", "--path", str(folder)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout

@@ -9,7 +9,8 @@ import re
 from grader.runner import ERROR, FAILED, NOT_RUN, TIMEOUT
 
 GET_USER = "def get_user(user_id: int):\n"
-USER_CHECKS = {"user-reads-hide-private-fields", "missing-resources-return-404"}
+# The checks that send GET /users/{id}: a fault in get_user fails these, and only these.
+USER_CHECKS = {"user-reads-hide-private-fields", "missing-resources-return-404", "timestamps-are-utc-everywhere"}
 
 
 def statuses(run):
@@ -117,7 +118,7 @@ def test_hung_sync_endpoint_fails_only_its_own_checks_as_a_hang(submission, grad
     assert all(item.status == TIMEOUT and item.about_app for item in result.values())
     assert result["user-reads-hide-private-fields"].message.startswith("GET /users/1 did not answer within 1 s")
     assert result["missing-resources-return-404"].message.startswith("GET /users/999 did not answer within 1 s")
-    assert run.workers == 3  # the first host, and a new one after each hang
+    assert run.workers == 4  # the first host, and a new one after each hang
 
 
 def test_hung_async_endpoint_fails_only_its_own_checks(submission, grade):
@@ -244,7 +245,7 @@ def test_a_database_next_to_the_module_leaves_the_learners_own_database_alone(su
         ("my own data",)]
 
 
-def test_a_symlinked_package_is_graded(tmp_path, grade):
+def test_a_package_linked_from_outside_is_refused_with_the_reason(tmp_path, grade):
     import shutil
 
     from .conftest import SOLUTION
@@ -254,6 +255,18 @@ def test_a_symlinked_package_is_graded(tmp_path, grade):
     folder = tmp_path / "exercise"
     folder.mkdir()
     (folder / "tracker").symlink_to(elsewhere, target_is_directory=True)
+    run = grade(folder)
+    assert run.passed == 0
+    assert "tracker is a symbolic link to" in run.load_problem and "outside the folder being graded" in run.load_problem
+    assert "--path" in run.load_problem
+
+
+def test_a_link_inside_the_folder_is_followed(submission, grade):
+    folder = submission()
+    main = folder / "tracker" / "main.py"
+    (folder / "tracker" / "real_main.py").write_text(main.read_text())
+    main.unlink()
+    main.symlink_to("real_main.py")
     assert grade(folder).all_passed
 
 
