@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
     check.add_argument("--no-hints", action="store_true", help="show what failed, without hints")
+    check.add_argument("--no-record", action="store_true",
+                       help="leave your progress file alone: neither read (for the hint ladder) nor write it")
 
     watch = graded("watch", "grade again every time you save a .py file")
     watch.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
@@ -71,13 +73,15 @@ def cmd_list() -> int:
     return EXIT_OK
 
 
-def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None, hints=True):
-    """Run, report to the console, remember the score, write result files."""
+def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None, hints=True,
+           record=True):
+    """Run, report to the console, remember the score (unless `record` is off), write result files."""
     from grader.progress import Progress
     from grader.report import ConsoleReport, write_json, write_junit
 
     progress = Progress()
-    report = ConsoleReport(failed_before=lambda name: progress.streak(chapter.slug, name), hints=hints)
+    streak = (lambda name: progress.streak(chapter.slug, name)) if record else (lambda name: 0)
+    report = ConsoleReport(failed_before=streak, hints=hints)
     report.start(chapter, folder)
     runner.on_result = report.result
     run = runner.run()
@@ -86,7 +90,8 @@ def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=Non
     if run.integrity_problem:
         report.integrity_problem(run.integrity_problem)
     report.summary(run, next_step)
-    progress.record_run(run)
+    if record:
+        progress.record_run(run)
     if json_file:
         write_json(run, json_file)
     if junit_file:
@@ -114,7 +119,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     again = f"grader check {chapter.slug}" + (f" --path {visible(str(args.path))}" if args.path else "")
     next_step = f"Fix the first failing check, then run `{again}` again."
     run = _grade(Runner(chapter, folder, limits), chapter, folder, next_step, args.json, args.junit,
-                 hints=not args.no_hints)
+                 hints=not args.no_hints, record=not args.no_record)
     return EXIT_OK if run.all_passed else EXIT_FAILED
 
 

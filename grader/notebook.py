@@ -148,7 +148,7 @@ def _inline_code(text: str) -> str:
 
 
 def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: float = 3.0,
-          command: str | None = None) -> NotebookResult:
+          command: str | None = None, record: bool = True) -> NotebookResult:
     """Grade a chapter's exercise (or `path`) like `grader check`, printing nothing.
 
     `command` is what the result tells the learner to run again; by default a `check()` call.
@@ -159,10 +159,11 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
         if not timeout > 0:
             raise UsageError("The timeout must be a positive number of seconds.")
         progress = Progress()
-        failed_before = {check.name: progress.streak(found.slug, check.name) for check in found.checks}
+        failed_before = {check.name: progress.streak(found.slug, check.name) if record else 0
+                         for check in found.checks}
         # In a process of its own, as `grader check` (which records the run in the progress):
         # the kernel never runs pytest, and never shares a process with the grading.
-        run = run_apart(found, folder, timeout)
+        run = run_apart(found, folder, timeout, record=record)
     except (UsageError, RuntimeError) as exc:
         return NotebookResult(error=str(exc))
     if command is None:
@@ -198,6 +199,8 @@ def _magic_parser() -> _MagicParser:
     check_parser.add_argument("--path", help="grade this folder instead of exercises/chapter-N")
     check_parser.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                               help="time limit for each request (default: 3)")
+    check_parser.add_argument("--no-record", action="store_true",
+                              help="leave your progress file alone (the hints then start from the first rung)")
     commands.add_parser("doctor", help="check the set-up of this notebook's environment", exit_on_error=False)
     return parser
 
@@ -217,7 +220,7 @@ def grader_magic(line: str) -> NotebookResult | None:
         return NotebookResult(error=str(exc))
     if args.command == "check":
         again = f"%grader {line.strip()}"
-        return check(args.chapter, args.path, args.timeout, command=again)
+        return check(args.chapter, args.path, args.timeout, command=again, record=not args.no_record)
     if args.command == "doctor":
         from grader.doctor import run_doctor
 

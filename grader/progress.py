@@ -73,9 +73,8 @@ class Progress:
         the failure counts, so the hints do not escalate for checks that never ran.
         """
         root = course_root()
-        if root is not None and run.learner_dir.is_relative_to(root) and not run.learner_dir.is_relative_to(
-            root / "exercises"
-        ):
+        course_own = (root / "solutions", root / "grader") if root is not None else ()
+        if any(run.learner_dir.is_relative_to(folder) for folder in course_own):
             return
         statuses = {result.check.name: result.passed for result in run.results}
         if run.load_problem or run.integrity_problem:

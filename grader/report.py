@@ -22,10 +22,14 @@ _COLOURS = {PASSED: "32", FAILED: "31", ERROR: "31", TIMEOUT: "33", NOT_RUN: "2"
 
 
 def _display_path(path: Path) -> str:
-    try:
-        return visible(str(path.relative_to(Path.cwd())))
-    except ValueError:
-        return visible(str(path))
+    """A folder as a learner recognises it: from the course's root when it is in the clone
+    (the same on every machine), else from the working folder, else in full."""
+    from grader.catalogue import course_root
+
+    for base in (course_root(), Path.cwd()):
+        if base is not None and path.is_relative_to(base):
+            return visible(str(path.relative_to(base)) or ".")
+    return visible(str(path))
 
 
 #: From this many failing runs in a row, a check's hint comes with its fuller explanation.

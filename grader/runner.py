@@ -289,7 +289,7 @@ def classify(exc: BaseException, phase: str) -> dict[str, Any]:
 
 
 def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
-              env: dict[str, str] | None = None) -> RunResult:
+              env: dict[str, str] | None = None, record: bool = True) -> RunResult:
     """`grader check` in a process of its own, read back from its JSON result.
 
     For callers that must not run pytest in their own process: a Jupyter kernel (the notebook
@@ -303,7 +303,7 @@ def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
     with tempfile.TemporaryDirectory(prefix="grader-apart-") as folder_for_result:
         result = Path(folder_for_result) / "result.json"
         command = [sys.executable, "-m", "grader", "check", chapter.slug, "--path", str(folder),
-                   "--timeout", str(request_limit), "--json", str(result)]
+                   "--timeout", str(request_limit), "--json", str(result), *([] if record else ["--no-record"])]
         finished = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env=env, check=False)
         try:

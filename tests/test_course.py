@@ -87,6 +87,17 @@ def test_book_builds_with_warnings_as_errors_and_shows_executed_outputs(tmp_path
     assert "hashed_password" in starting and "cell_output" in starting
     exercise = rendered_text(html / "exercises" / "chapter-1" / "README.html", tmp_path)
     assert "Task 5: listing tasks" in exercise
+    # Every hint's "Read:" link names a section that exists in the built book.
+    sys.path.insert(0, str(ROOT))
+    from grader.catalogue import all_chapters
+
+    for chapter in all_chapters():
+        for check in chapter.checks:
+            assert check.read, f"{check.name} names no book section to read"
+            page, anchor, _title = check.read
+            built = html / (page.rsplit(".", 1)[0] + ".html")
+            assert built.is_file(), f"{check.name}: {page} is not in the built book"
+            assert f'id="{anchor}"' in built.read_text(), f"{check.name}: no section #{anchor} in {built.name}"
 
 
 CHECK_LINE = re.compile(r"^ [✔✘!⏱·] ([a-z0-9-]+) +(.+)$")

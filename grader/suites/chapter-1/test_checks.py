@@ -8,6 +8,7 @@ are written by hand. Every check must fail on the starter code and on the mutant
 it (`grader verify` proves both).
 """
 
+import json
 import re
 import sqlite3
 from datetime import datetime, timedelta
@@ -277,7 +278,7 @@ def _patch_and_compare(client, task, change, why):
     expected.update(change)
     expect_public(body, TASK_PUBLIC, response, "the updated task")
     shown = {key: body.get(key) for key in expected}
-    expect_equal(shown, expected, f"the task after PATCH {change} ({why})", response)
+    expect_equal(shown, expected, f"the task after PATCH {json.dumps(change)} ({why})", response)
     response = client.get(url)
     read = {key: body_of(response).get(key) for key in expected}
     expect_equal(read, expected, "the task read back after the PATCH", response)
