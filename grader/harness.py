@@ -121,7 +121,7 @@ class CheckClient(httpx.Client):
 
     def __init__(self, app: Any, supervisor: Any) -> None:
         # Plain HTTP on a Unix socket: no TLS context to build, no proxy settings to read.
-        super().__init__(transport=httpx.HTTPTransport(uds=str(app.sock_path), verify=False), verify=False,
+        super().__init__(transport=httpx.HTTPTransport(uds=app.sock_path, verify=False), verify=False,
                          trust_env=False, base_url="http://tracker",
                          timeout=httpx.Timeout(supervisor.limits.request + 5))
         self.app, self.supervisor = app, supervisor

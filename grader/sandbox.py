@@ -233,10 +233,10 @@ class AppHost:
             return answer["load_error"]
         raise HostProblem("the app's process answered the load with something unexpected")
 
-    def start(self, number: int, cwd: Path, env: dict[str, str], sock_path: Path, deadline: float,
+    def start(self, number: int, cwd: Path, env: dict[str, str], sock_path: str, deadline: float,
               **options: Any) -> App:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(sock_path))
+        listener.bind(sock_path)
         listener.listen(128)
         out_read, out_write = os.pipe()
         events_read, events_write = os.pipe()
@@ -360,7 +360,7 @@ class Events:
 class App:
     """One check's app process: where to reach it, its output and its reports."""
 
-    def __init__(self, host: AppHost, number: int, sock_path: Path) -> None:
+    def __init__(self, host: AppHost, number: int, sock_path: str) -> None:
         self.host, self.number, self.sock_path = host, number, sock_path
         self.output = Output()
         self.events = Events()

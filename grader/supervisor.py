@@ -17,6 +17,7 @@ import heapq
 import itertools
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -277,8 +278,16 @@ class Supervisor:
         number = next(self.numbers)
         if options.get("import"):
             options["load"] = self._spec()
-        return host.start(number, self._workdir(number), env or {}, self.private / f"app-{number}.sock",
+        return host.start(number, self._workdir(number), env or {}, self._address(number),
                           time.monotonic() + self.limits.startup, **options)
+
+    def _address(self, number: int) -> str:
+        """Where the checker reaches app N. On Linux, a name in the abstract socket namespace of
+        the checker's network namespace: no file the app could see or touch, and no limit of
+        108 bytes on a path under a long TMPDIR. Elsewhere, a socket file in the private folder."""
+        if sys.platform.startswith("linux"):
+            return f"\0grader-{os.getpid()}-{id(self):x}-{number}"
+        return str(self.private / f"app-{number}.sock")
 
     def service_socket(self, name: str) -> Path:
         """Where a check's service listens for `launch(forward=...)`: a Unix socket in the app's

@@ -25,8 +25,10 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def leftovers() -> list[str]:
-    """Processes of a grading run still alive, and scratch folders still on disk."""
+def leftovers(where: Path | None = None) -> list[str]:
+    """Processes of a grading run still alive, and scratch folders still on disk: of runs whose
+    scratch folders go under `where` (each test gets its own), or of any run."""
+    marker = f"{where}/grader-run-" if where is not None else "grader-run-"
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -35,10 +37,21 @@ def leftovers() -> list[str]:
             state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state != b"Z" and ("grader-run-" in cwd or "grader-run-" in command):
+        if state != b"Z" and (marker in cwd or marker in command):
             found.append(f"process {entry.name}: {command[:120]}")
-    found += [f"folder {path}" for path in Path(tempfile.gettempdir()).glob("grader-run-*")]
+    found += [f"folder {path}" for path in (where or Path(tempfile.gettempdir())).glob("grader-run-*")]
     return found
+
+
+@pytest.fixture
+def scratch_root(tmp_path, monkeypatch):
+    """This test's own temporary folder for the grader's scratch areas (in this process, and
+    for `grader` commands it starts), so other grading on the machine cannot confuse it."""
+    folder = tmp_path / "grader-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
 
 
 def apply(text: str, find: str, replace: str, count: int | None = 1) -> str:
@@ -75,7 +88,7 @@ def submission(tmp_path):
 
 
 @pytest.fixture
-def grade():
+def grade(scratch_root):
     """Grade a folder in this process; fail the test if the folder changed or anything is left."""
 
     def run(folder: Path, **limits: float):
@@ -83,9 +96,9 @@ def grade():
         result = Runner(CHAPTER, folder, Limits(**limits)).run()
         assert snapshot(folder) == before, "grading changed the learner's folder"
         deadline = time.monotonic() + 5
-        while leftovers() and time.monotonic() < deadline:
+        while leftovers(scratch_root) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert leftovers() == [], f"left behind after grading: {leftovers()}"
+        assert leftovers(scratch_root) == [], f"left behind after grading: {leftovers(scratch_root)}"
         return result
 
     return run

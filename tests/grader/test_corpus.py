@@ -179,12 +179,12 @@ def test_escape_sequences_cannot_draw_a_fake_report(submission, tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_ends_the_run_and_everything_it_started(submission, signum):
+def test_a_signal_ends_the_run_and_everything_it_started(submission, signum, scratch_root):
     folder = submission(**in_handler("import time\ntime.sleep(60)\n"))
     process = subprocess.Popen([sys.executable, "-m", "grader", "check", "1", "--path", str(folder), "--timeout", "30"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not any("process" in item for item in leftovers()) and time.monotonic() < deadline:
+    while not any("process" in item for item in leftovers(scratch_root)) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)  # inside the sleeping request by now
     process.send_signal(signum)
@@ -192,7 +192,7 @@ def test_a_signal_ends_the_run_and_everything_it_started(submission, signum):
     assert process.returncode == 128 + signum, out + err
     assert f"stopped ({signal.Signals(signum).name})" in err
     time.sleep(0.3)
-    assert leftovers() == []
+    assert leftovers(scratch_root) == []
 
 
 # --- The folder itself: links, devices, pipes ---------------------------------------------------
