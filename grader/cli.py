@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
     check.add_argument("--no-hints", action="store_true", help="show what failed, without hints")
+    check.add_argument("--only", action="append", metavar="CHECK",
+                       help="run only this check (repeat for more); such a run is not recorded as a score")
     check.add_argument("--no-record", action="store_true",
                        help="leave your progress file alone: neither read (for the hint ladder) nor write it")
 
@@ -82,7 +84,7 @@ def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=Non
     progress = Progress()
     streak = (lambda name: progress.streak(chapter.slug, name)) if record else (lambda name: 0)
     report = ConsoleReport(failed_before=streak, hints=hints)
-    report.start(chapter, folder)
+    report.start(chapter, folder, len(runner.only) if runner.only else None)
     runner.on_result = report.result
     run = runner.run()
     if run.load_problem:
@@ -118,7 +120,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     again = f"grader check {chapter.slug}" + (f" --path {visible(str(args.path))}" if args.path else "")
     next_step = f"Fix the first failing check, then run `{again}` again."
-    run = _grade(Runner(chapter, folder, limits), chapter, folder, next_step, args.json, args.junit,
+    only = [chapter.check(name) for name in args.only] if args.only else None
+    runner = Runner(chapter, folder, limits, only=only)
+    run = _grade(runner, chapter, folder, next_step, args.json, args.junit,
                  hints=not args.no_hints, record=not args.no_record)
     return EXIT_OK if run.all_passed else EXIT_FAILED
 

@@ -59,7 +59,7 @@ class NotebookResult:
 
         out = io.StringIO()
         report = ConsoleReport(out, colour=False, failed_before=lambda name: self.failed_before.get(name, 0))
-        report.start(self.run.chapter, self.run.learner_dir)
+        report.start(self.run.chapter, self.run.learner_dir, len(self.run.results))
         for result in self.run.results:
             report.result(result)
         if self.run.load_problem:

@@ -79,6 +79,8 @@ class Progress:
         statuses = {result.check.name: result.passed for result in run.results}
         if run.load_problem or run.integrity_problem:
             statuses = {}
+        if len(run.results) != len(run.chapter.checks):
+            return  # a run of some checks only (--only) is not a score for the chapter
         self.record(run.chapter.slug, run.passed, len(run.chapter.checks), statuses, run.learner_dir)
 
     def save(self) -> None:

@@ -76,10 +76,11 @@ class ConsoleReport:
 
     _slug = "chapter-N"
 
-    def start(self, chapter: Chapter, learner_dir: Path) -> None:
+    def start(self, chapter: Chapter, learner_dir: Path, count: int | None = None) -> None:
         self._slug = chapter.slug
         self._print(self._paint(f"Chapter {chapter.number} · {chapter.title}", "1"))
-        self._print(f"Checking {_display_path(learner_dir)} ({len(chapter.checks)} checks)")
+        count = count or len(chapter.checks)
+        self._print(f"Checking {_display_path(learner_dir)} ({count} check{'' if count == 1 else 's'})")
         self._print()
 
     def result(self, result: CheckResult) -> None:
@@ -140,7 +141,7 @@ def score_line(run: RunResult) -> str:
     """The run in one honest sentence: what passed, what did not, and any restarts."""
     counts = {status: sum(r.status == status for r in run.results) for status in (FAILED, ERROR, TIMEOUT, NOT_RUN)}
     others = ", ".join(f"{count} {status.replace('-', ' ')}" for status, count in counts.items() if count)
-    line = f"Score: {run.passed}/{len(run.chapter.checks)} checks passed" + (f" ({others})" if others else "")
+    line = f"Score: {run.passed}/{len(run.results)} checks passed" + (f" ({others})" if others else "")
     line += f" in {run.seconds:.1f} s."
     if run.workers > 1:
         line += f" The app's process was restarted {run.workers - 1} time(s) after a hang or a crash."
@@ -160,7 +161,7 @@ def as_json(run: RunResult) -> dict:
         "integrity_problem": run.integrity_problem,
         "sandbox": run.sandbox,
         "sandbox_detail": run.sandbox_detail,
-        "score": {"passed": run.passed, "total": len(run.chapter.checks)},
+        "score": {"passed": run.passed, "total": len(run.results)},
         "load_problem": run.load_problem,
         "duration": round(run.seconds, 3),
         "app_hosts": run.workers,

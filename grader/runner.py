@@ -84,7 +84,7 @@ class RunResult:
     @property
     def all_passed(self) -> bool:
         return (self.load_problem is None and self.integrity_problem is None
-                and self.passed == len(self.chapter.checks))
+                and self.passed == len(self.results) > 0)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -289,7 +289,7 @@ def classify(exc: BaseException, phase: str) -> dict[str, Any]:
 
 
 def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
-              env: dict[str, str] | None = None, record: bool = True) -> RunResult:
+              env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None) -> RunResult:
     """`grader check` in a process of its own, read back from its JSON result.
 
     For callers that must not run pytest in their own process: a Jupyter kernel (the notebook
@@ -303,7 +303,8 @@ def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
     with tempfile.TemporaryDirectory(prefix="grader-apart-") as folder_for_result:
         result = Path(folder_for_result) / "result.json"
         command = [sys.executable, "-m", "grader", "check", chapter.slug, "--path", str(folder),
-                   "--timeout", str(request_limit), "--json", str(result), *([] if record else ["--no-record"])]
+                   "--timeout", str(request_limit), "--json", str(result), *([] if record else ["--no-record"]),
+                   *(option for name in only or () for option in ("--only", name))]
         finished = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env=env, check=False)
         try:
@@ -323,7 +324,9 @@ class Runner:
         limits: Limits | None = None,
         on_result: Callable[[CheckResult], None] | None = None,
         prepared: tuple[Scratch, Supervisor] | None = None,
+        only: list[Check] | None = None,
     ) -> None:
+        self.only = only  # run these checks only (`grader check --only`)
         self.chapter = chapter
         self.learner_dir = learner_dir.resolve()
         self.limits = limits or Limits()
@@ -342,7 +345,7 @@ class Runner:
 
     def run(self, only: list[Check] | None = None) -> RunResult:
         started = time.monotonic()
-        checks = list(only or self.chapter.checks)
+        checks = list(only or self.only or self.chapter.checks)
         scratch, supervisor = self.prepared or self.prepare(self.chapter, self.limits)
         self.prepared = None
         supervisor.limits = self.limits

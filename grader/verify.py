@@ -114,7 +114,9 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int |
                 running.add(job.label)
                 display.running(running)
                 try:  # each job is a `grader check` of its own, as a learner would run it
-                    return run_apart(job.chapter, job.folder, env=env)
+                    # A mutant needs only the checks that claim it: the others are not judged.
+                    only = list(job.mutant.caught_by) if job.mutant else None
+                    return run_apart(job.chapter, job.folder, env=env, only=only)
                 finally:
                     running.discard(job.label)
 
