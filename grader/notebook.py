@@ -219,7 +219,7 @@ def grader_magic(line: str) -> NotebookResult | None:
     except (UsageError, argparse.ArgumentError, ValueError) as exc:  # ValueError: unclosed quote
         return NotebookResult(error=str(exc))
     if args.command == "check":
-        again = f"%grader {line.strip()}"
+        again = f"%grader {line.strip()}".replace(" --no-record", "")
         return check(args.chapter, args.path, args.timeout, command=again, record=not args.no_record)
     if args.command == "doctor":
         from grader.doctor import run_doctor

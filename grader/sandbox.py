@@ -80,16 +80,17 @@ def _hidden_roots() -> list[Path]:
 
 
 def _needed_paths() -> list[Path]:
-    """What the interpreter needs even where it lies under a hidden folder (a venv in the clone)."""
+    """What the interpreter needs even where it lies under a hidden folder (a venv in the clone):
+    its prefixes and its site-packages, nothing else from sys.path (which, in a process that has
+    graded before, may hold a suite's folder)."""
+    import site
+
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent}
     paths.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    sites = [*site.getsitepackages(), site.getusersitepackages() if site.ENABLE_USER_SITE else ""]
+    paths.update(Path(folder).resolve() for folder in sites if folder and Path(folder).is_dir())
     grader_dir = Path(__file__).resolve().parent
-    for entry in sys.path:
-        if entry and Path(entry).is_dir():
-            resolved = Path(entry).resolve()
-            if resolved != grader_dir.parent:  # the clone's root holds the grader and the suites
-                paths.add(resolved)
-    return sorted(path for path in paths if path.exists())
+    return sorted(path for path in paths if path.exists() and not path.is_relative_to(grader_dir))
 
 
 def bubblewrap_command(area: Path) -> list[str]:

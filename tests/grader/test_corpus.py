@@ -255,3 +255,22 @@ def test_a_folder_name_with_escape_sequences_is_shown_harmless(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+
+
+def test_nothing_of_the_clone_is_bound_into_the_sandbox_after_grading(grade, tmp_path):
+    """A process that has graded before (watch, tests) must not widen the sandbox's view."""
+    from grader.catalogue import course_root
+    from grader.sandbox import bubblewrap_command, detect
+
+    from .conftest import SOLUTION
+
+    grade(SOLUTION)  # imports the suite's conftest in this process
+    if not detect().isolated:
+        pytest.skip("no sandbox on this machine")
+    (tmp_path / "boot").mkdir()
+    command = bubblewrap_command(tmp_path)
+    bound = [command[i + 1] for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")]
+    root = course_root()
+    inside = [path for path in bound if path != "/" and root is not None and Path(path).is_relative_to(root)
+              and not Path(sys.prefix).is_relative_to(path) and not Path(path).is_relative_to(sys.prefix)]
+    assert inside == [], f"parts of the clone in the app's view: {inside}"

@@ -45,14 +45,20 @@ def grader(*args, cwd=None):
                           cwd=cwd, timeout=300, env=os.environ)
 
 
-def test_hints_grow_into_explanations_after_repeated_failures(state, attempt):
+def test_hints_climb_a_ladder_one_rung_per_failing_run(state, attempt):
     first = grader("check", "1", "--path", attempt).stdout
-    assert "Hint: Give the route `response_model=UserPublic`" in first
-    assert "runs in a row" not in first
-    grader("check", "1", "--path", attempt)
+    assert "What is wrong: A new user comes back with everything the ORM object holds" in first
+    assert "Read: “What a client may see: UserPublic” in book/chapter-1/validation.ipynb" in first
+    assert "Hint:" not in first and "runs in a row" not in first
+    second = grader("check", "1", "--path", attempt).stdout
+    assert "Hint: Give the route `response_model=UserPublic`" in second and "runs in a row" not in second
     third = grader("check", "1", "--path", attempt).stdout
-    assert "This check has failed 3 runs in a row, so here is more:" in third
-    assert "UserPublic lists what anyone may see of a user" in third
+    assert "More (failed 3 runs in a row): UserPublic lists what anyone may see of a user" in third
+    quiet = grader("check", "1", "--path", attempt, "--no-hints").stdout
+    assert "What is wrong" not in quiet and "Hint:" not in quiet and "Expected status 201" in quiet
+    untouched = grader("check", "1", "--path", attempt, "--no-record").stdout
+    assert "Hint:" not in untouched  # neither reads nor writes the record: the first rung again
+    assert "More (failed 4 runs" in grader("check", "1", "--path", attempt).stdout
 
 
 def test_progress_remembers_best_and_latest_scores(state, attempt, finished):
@@ -60,11 +66,12 @@ def test_progress_remembers_best_and_latest_scores(state, attempt, finished):
     grader("check", "1", "--path", attempt)
     grader("check", "1", "--path", SOLUTION)  # the course's own solution is not the learner's score
     assert "not tried yet" not in grader("progress").stdout
-    assert "0/17" in grader("progress").stdout and "17/17" not in grader("progress").stdout
+    total = len(CHAPTER.checks)
+    assert f"0/{total}" in grader("progress").stdout and f"{total}/{total}" not in grader("progress").stdout
     grader("check", "1", "--path", finished)
     grader("check", "1", "--path", attempt)
     row = next(line for line in grader("progress").stdout.splitlines() if "chapter-1" in line)
-    assert re.findall(r"\b\d+/17\b", row) == ["17/17", "0/17"]  # best, then latest
+    assert re.findall(rf"\b\d+/{total}\b", row) == [f"{total}/{total}", f"0/{total}"]  # best, then latest
     assert str(state) in grader("progress").stdout
 
 
@@ -74,7 +81,8 @@ def test_hint_names_the_first_failing_check_or_a_chosen_one(state, attempt, fini
     assert grader("hint", "1").stdout.startswith(f"{first.name}: {first.title}")
     chosen = CHAPTER.check("list-tasks-filters-and-pages")
     out = grader("hint", "chapter-1", chosen.name).stdout
-    assert chosen.hint in out and " ".join(chosen.explanation.split()) in out
+    assert chosen.lesson in out and chosen.hint in out and " ".join(chosen.explanation.split()) in out
+    assert chosen.read[2] in out
     unknown = grader("hint", "1", "no-such-check")
     assert unknown.returncode == 2 and "has no check named 'no-such-check'" in unknown.stderr
     grader("check", "1", "--path", finished)
@@ -122,10 +130,11 @@ def test_watch_rechecks_after_a_save(state, attempt):
 
     try:
         wait_for("Watching")
-        assert b"Score: 0/17" in seen
+        total = len(CHAPTER.checks)
+        assert f"Score: 0/{total}".encode() in seen
         shutil.copy(SOLUTION / "tracker" / "main.py", attempt / "tracker" / "main.py")
         wait_for("tracker/main.py changed")
-        wait_for("Score: 17/17 checks passed")
+        wait_for(f"Score: {total}/{total} checks passed")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -54,18 +54,18 @@ def test_solution_passes_and_the_table_names_every_check(solved):
     assert f"Score: {TOTAL}/{TOTAL} checks passed" in repr(solved)
 
 
-def test_starter_shows_messages_escaped_and_hints(started):
+def test_starter_shows_messages_escaped_and_the_first_rung(started):
     page = started._repr_html_()
     assert not started.all_passed
     assert f"Score: 0/{TOTAL} checks passed" in page
-    assert CHAPTER.checks[0].hint == "Give the route `response_model=UserPublic` and `status_code=201`."
-    assert ("<strong>Hint:</strong> Give the route <code>response_model=UserPublic</code> and "
-            "<code>status_code=201</code>.") in page  # the hint's code spans become <code>
+    first = CHAPTER.checks[0]
+    assert f"<strong>What is wrong:</strong> {html.escape(first.lesson)}" in page
+    assert "<strong>Read:</strong> “What a client may see: UserPublic”" in page
     for result in started.run.results:
         assert f"<pre style=\"{_pre_style()}\">{html.escape(result.message)}</pre>" in page
     assert "<script" not in page
     text = repr(started)
-    assert f"Hint: {CHAPTER.checks[0].hint[:30]}" in text and "check('chapter-1', path=" in text
+    assert f"What is wrong: {first.lesson[:30]}" in text and "check('chapter-1', path=" in text
 
 
 def _pre_style():
@@ -150,8 +150,12 @@ def test_the_notebook_table_climbs_the_hint_ladder(tmp_path, monkeypatch):
 
     shutil.copytree(STARTER, attempt)
     first = check("1", path=attempt)._repr_html_()
-    assert "runs in a row" not in first
-    check("1", path=attempt)
+    assert "runs in a row" not in first and "<strong>Hint:</strong>" not in first
+    second = check("1", path=attempt)._repr_html_()
+    assert ("<strong>Hint:</strong> Give the route <code>response_model=UserPublic</code> and "
+            "<code>status_code=201</code>.") in second  # the hint's code spans become <code>
     third = check("1", path=attempt)._repr_html_()
-    assert "This check has failed 3 runs in a row, so here is more:" in third
+    assert "More (failed 3 runs in a row):" in third
     assert "UserPublic lists what anyone may see of a user" in html.unescape(third)
+    fresh = check("1", path=attempt, record=False)._repr_html_()
+    assert "<strong>Hint:</strong>" not in fresh

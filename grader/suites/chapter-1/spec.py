@@ -72,10 +72,10 @@ def probes(spec: Field, *, partial: bool = False) -> list[Probe]:
         else:
             found.append(Probe(-5, REJECT, why="a negative number"))
         found += [
-            Probe(str(spec.min), REJECT, why="a string is not a JSON integer"),
-            Probe(float(spec.min), REJECT, why="a float is not a JSON integer"),
+            Probe(str(spec.min), REJECT, why="a string is not a JSON integer: see strict=True"),
+            Probe(float(spec.min), REJECT, why="a float is not a JSON integer: see strict=True"),
             Probe(spec.min + 0.5, REJECT, why="not a whole number"),
-            Probe(True, REJECT, why="a boolean is not a JSON integer"),
+            Probe(True, REJECT, why="a boolean is not a JSON integer: see strict=True"),
         ]
     elif spec.kind == "enum":
         found += [Probe(choice, ACCEPT, choice, f"{choice!r} is allowed") for choice in spec.choices]
