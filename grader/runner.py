@@ -117,6 +117,10 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "venv
 COPY_LIMIT = 200 * 1024**2  # bytes: an exercise folder is a few files, not a virtual environment
 
 
+class SuiteProblem(Exception):
+    """The hidden suite itself could not run: a grader bug, reported as such."""
+
+
 class CopyProblem(Exception):
     """The learner's folder could not be copied for grading; the message says why."""
 
@@ -361,7 +365,11 @@ class Runner:
                 outcome.integrity_problem = self._suite_problem()
             if outcome.load_problem is None and outcome.integrity_problem is None:
                 supervisor.begin_load()
-                done = self._pytest(checks, supervisor)
+                try:
+                    done = self._pytest(checks, supervisor)
+                except SuiteProblem as problem:
+                    outcome.integrity_problem = str(problem)
+                    done = {}
                 outcome.load_problem = supervisor.finish_load()
                 if outcome.load_problem is not None:
                     done = {}
@@ -401,9 +409,18 @@ class Runner:
         seen = len(_signals_seen)
         saved = {name: os.environ.pop(name) for name in _PYTEST_ENV if name in os.environ}
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # installed plugins (nbval...) stay out
+        import contextlib
+        import io
+
+        said = io.StringIO()  # pytest's own words: shown only if the checks could not even start
         try:
-            pytest.main(pytest_args(self.chapter.suite_dir, [check.test_name for check in checks]),
-                        plugins=[plugin])
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+                code = pytest.main(pytest_args(self.chapter.suite_dir, [check.test_name for check in checks]),
+                                   plugins=[plugin])
+            if not plugin.results and code not in (0, 1, 2):
+                tail = "\n".join(said.getvalue().strip().splitlines()[-12:])
+                raise SuiteProblem(f"The hidden checks could not be started (pytest exit status {int(code)}). This "
+                                   f"is a problem with the grader, not your code; please report it:\n{tail}")
         finally:
             harness.install(None)
             for name in _PYTEST_ENV:

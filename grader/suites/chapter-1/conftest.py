@@ -14,8 +14,8 @@ HERE = Path(__file__).parent
 # the suite's folder never joins sys.path (nothing of the suite may reach the app's view).
 _loader = importlib.util.spec_from_file_location("spec", HERE / "spec.py")
 contract = importlib.util.module_from_spec(_loader)
-_loader.loader.exec_module(contract)
 sys.modules["spec"] = contract
+_loader.loader.exec_module(contract)
 
 
 @pytest.fixture
