@@ -58,7 +58,7 @@ def test_hints_climb_a_ladder_one_rung_per_failing_run(state, attempt):
     assert "What is wrong" not in quiet and "Hint:" not in quiet and "Expected status 201" in quiet
     untouched = grader("check", "1", "--path", attempt, "--no-record").stdout
     assert "Hint:" not in untouched  # neither reads nor writes the record: the first rung again
-    assert "More (failed 4 runs" in grader("check", "1", "--path", attempt).stdout
+    assert "More (failed 5 runs" in grader("check", "1", "--path", attempt).stdout  # the --no-hints run counted
 
 
 def test_progress_remembers_best_and_latest_scores(state, attempt, finished):
