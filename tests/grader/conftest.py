@@ -17,6 +17,13 @@ SOLUTION = solution_dir(CHAPTER)
 STARTER = starter_dir(CHAPTER)
 
 
+@pytest.fixture(autouse=True)
+def own_progress(tmp_path, monkeypatch):
+    """Every test starts with no progress of its own (and leaves the clone's alone): what the
+    hints show must not depend on runs before it."""
+    monkeypatch.setenv("GRADER_STATE_DIR", str(tmp_path / "own-progress"))
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder under `folder`, with its size and modification time."""
     return {

@@ -29,7 +29,7 @@ def test_check_fails_on_the_starter_with_hints_and_json_and_junit(tmp_path):
     result = grader("check", "chapter-1", "--path", str(STARTER), "--json", str(tmp_path / "r.json"),
                     "--junit", str(tmp_path / "r.xml"), cwd=tmp_path)
     assert result.returncode == 1
-    assert "Hint: Give the route `response_model=UserPublic`" in result.stdout
+    assert "What is wrong: A new user comes back with everything the ORM object holds" in result.stdout
     assert "Traceback" not in result.stdout and "_pytest" not in result.stdout
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["schema"] == "grader-result/1"
