@@ -13,7 +13,10 @@ This module runs only on the trusted side: it never imports the learner's code.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +132,12 @@ class CheckClient(httpx.Client):
 
     @property
     def database(self) -> Path | None:
-        """This app's SQLite file, in the run's own folder: a check may read or change it."""
+        """This app's SQLite file, in the run's own folder: a check may read or change it,
+        through `app_database`, never by opening the path (the app could have swapped it)."""
         return self.app.database
+
+    def open_database(self) -> int:
+        return self.supervisor.open_database(self.app)
 
     def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         label = f"{method.upper()} {_target(url, kwargs.get('params'))}"
@@ -155,6 +162,31 @@ class CheckClient(httpx.Client):
             if crash is not None:
                 raise AppCrashed(crash + f"\n  sent: {shown}")
         return response
+
+
+@contextmanager
+def app_database(client: Any) -> Iterator[sqlite3.Connection]:
+    """A connection to the app's SQLite database, for a check that must read or change rows.
+
+    The file is opened by this process without following links (the app could replace its
+    database with a link to any file this process may write) and handed to SQLite as that open
+    file, with the journal kept in memory so that nothing is created beside it.
+    """
+    if getattr(client, "database", None) is None:
+        raise CheckFailed("This check needs your app's SQLite database, and found none: keep the starter's "
+                          "SQLite file database (`sqlite:///...`), not an in-memory one.")
+    opener = getattr(client, "open_database", None)
+    fd = opener() if opener else os.open(client.database, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        connection = sqlite3.connect(f"file:/proc/self/fd/{fd}?mode=rw", uri=True, timeout=5)
+        try:
+            connection.execute("pragma journal_mode = memory")
+            yield connection
+            connection.commit()
+        finally:
+            connection.close()
+    finally:
+        os.close(fd)
 
 
 def app_for_check(suite_dir: Path) -> Any:

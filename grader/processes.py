@@ -104,7 +104,10 @@ class Pump(threading.Thread):
                     data = os.read(key.fd, 65536)
                 except OSError:
                     data = b""
-                key.data(data)
+                try:
+                    key.data(data)
+                except Exception:  # a sink that chokes on what the app sent loses that chunk, never the pump
+                    pass
                 if not data:
                     self._selector.unregister(key.fd)
                     os.close(key.fd)

@@ -115,6 +115,7 @@ def stop_on_signals() -> None:
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "venv", ".mypy_cache",
                                   ".pytest_cache", ".ipynb_checkpoints", "node_modules")
 COPY_LIMIT = 200 * 1024**2  # bytes: an exercise folder is a few files, not a virtual environment
+ENTRY_LIMIT = 20_000  # files and folders, links followed: a loop of links inside the folder ends here
 
 
 class SuiteProblem(Exception):
@@ -179,10 +180,14 @@ class Scratch:
         and sockets are left out (reading one could take forever), and the size is capped.
         """
         home = folder.resolve()
-        total = 0
+        total = entries = 0
 
         def ignore(directory: str, names: list[str]) -> set[str]:
-            nonlocal total
+            nonlocal total, entries
+            entries += len(names)
+            if entries > ENTRY_LIMIT:
+                raise CopyProblem(f"{visible(str(folder))} holds more than {ENTRY_LIMIT:,} files and folders (links "
+                                  "followed); an exercise folder needs only its code. Is there a loop of links?")
             skipped = set(_IGNORED(directory, names))
             for name in names:
                 path = Path(directory, name)
@@ -208,7 +213,7 @@ class Scratch:
             shutil.copytree(folder, self.area / "src", ignore=ignore)
         except CopyProblem:
             raise
-        except (shutil.Error, OSError, RecursionError) as exc:
+        except (shutil.Error, OSError, RecursionError, RuntimeError) as exc:  # RuntimeError: a link loop (3.11)
             detail = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args and exc.args[0] else exc
             raise CopyProblem(f"{visible(str(folder))} could not be copied for grading: {visible(str(detail))}") from None
 

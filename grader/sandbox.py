@@ -36,6 +36,8 @@ BOOT = Path(__file__).resolve().parent / "apphost.py"
 MESSAGE_LIMIT = 1 << 20
 STOP_GRACE = 2.0  # seconds the host may take to stop one app process before the whole host is killed
 OUTPUT_LIMIT = 1 << 20  # bytes of an app process's output kept for the checks (the rest is counted)
+EVENTS_LIMIT = 1 << 20  # bytes of an app process's reports parsed (a report is a few hundred bytes)
+EVENT_LINE_LIMIT = 1 << 16
 
 # The environment of the app: nothing of the learner's shell, so a grade does not depend on it.
 _KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT")
@@ -191,7 +193,7 @@ class AppHost:
                 raise HostProblem(f"the app's process ended while {doing}")
             try:
                 message = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise HostProblem(f"the app's process sent something unexpected while {doing}") from None
             if isinstance(message, dict):
                 return message
@@ -326,20 +328,24 @@ class Events:
         self._buffer = b""
         self._events: list[dict[str, Any]] = []
         self._changed = threading.Condition()
+        self._kept = 0  # bytes of reports parsed so far
         self.closed = False
 
     def feed(self, data: bytes) -> None:
         with self._changed:
             if not data:
                 self.closed = True
-            elif len(self._events) < 10_000:
+            elif self._kept < EVENTS_LIMIT:
                 self._buffer += data
                 *lines, self._buffer = self._buffer.split(b"\n")
-                self._buffer = self._buffer[-65536:]
+                self._buffer = self._buffer[-EVENT_LINE_LIMIT:]
                 for line in lines:
+                    if len(line) > EVENT_LINE_LIMIT or self._kept >= EVENTS_LIMIT:
+                        continue  # no report of ours is that long: not worth parsing
+                    self._kept += len(line)
                     try:
                         event = json.loads(line)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(event, dict) and isinstance(event.get("event"), str):
                         self._events.append(event)

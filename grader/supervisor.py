@@ -17,6 +17,7 @@ import heapq
 import itertools
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -407,6 +408,31 @@ class Supervisor:
             raise AppCrashed(f"Your app's startup (its lifespan) failed: {last[:300]}{where}")
         status = app.stop()
         raise AppCrashed(describe_exit(status, "starting up", app.output.last_lines()))
+
+    def open_database(self, app: App) -> int:
+        """Open app's database file for the checker, safely: each step below the run's folder
+        without following links, and only a regular file (the app may have swapped any of them)."""
+        from grader.harness import CheckFailed
+
+        if app.database is None:
+            raise CheckFailed("Your app's database file could not be found.")
+        relative = app.database.relative_to(self.area).parts
+        fd = os.open(self.area, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in relative[:-1]:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            database = os.open(relative[-1], os.O_RDWR | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError as problem:
+            raise CheckFailed(f"Your app's database file could not be opened ({problem.strerror}): is it a "
+                              "plain SQLite file, in the folder your app was started in?") from None
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(os.fstat(database).st_mode):
+            os.close(database)
+            raise CheckFailed("Your app's database is not a plain file.")
+        return database
 
     def before_request(self, app: App, label: str) -> None:
         from grader.harness import AppHung

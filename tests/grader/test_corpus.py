@@ -275,3 +275,61 @@ def test_nothing_of_the_clone_is_bound_into_the_sandbox_after_grading(grade, tmp
     inside = [path for path in bound if path != "/" and root is not None and Path(path).is_relative_to(root)
               and not Path(sys.prefix).is_relative_to(path) and not Path(path).is_relative_to(sys.prefix)]
     assert inside == [], f"parts of the clone in the app's view: {inside}"
+
+
+# --- Round two: the database path, link loops, deep JSON on the app's channels -------------------
+
+
+def test_a_database_swapped_for_a_link_is_not_followed_by_the_checker(submission, grade, tmp_path):
+    """The app replaces its database with a link to a file outside its view; the check that
+    edits the database must not write there (nor create anything)."""
+    import sqlite3
+
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as database:
+        database.execute("create table notes (id integer primary key, title text, priority int, due_date text)")
+        database.execute("insert into notes values (1, 'mine', 1, '2099-01-01')")
+    swap = (
+        "\nimport os as _os\n\n\n@app.middleware('http')\nasync def swap(request, call_next):\n"
+        "    response = await call_next(request)\n"
+        "    if request.method == 'POST' and request.url.path.endswith('/tasks'):\n"
+        f"        _os.symlink({str(victim)!r}, 'swap.tmp')\n        _os.replace('swap.tmp', 'database.sqlite')\n"
+        "    return response\n"
+    )
+    run = grade(submission(append=swap))
+    check = next(r for r in run.results if r.check.name == "stored-past-due-date-stays-readable")
+    assert not check.passed and "could not be opened" in check.message
+    with sqlite3.connect(victim) as database:
+        assert database.execute("select due_date from notes").fetchall() == [("2099-01-01",)]
+
+
+def test_link_loops_and_link_bombs_in_the_folder_are_refused(submission, grade):
+    folder = submission(start=STARTER)
+    (folder / "selfloop").symlink_to("selfloop")
+    assert "could not be copied for grading" in grade(folder).load_problem
+    folder = submission(start=STARTER)
+    for level in range(8):
+        (folder / "data" / f"d{level}").mkdir(parents=True)
+    for level in range(7):
+        for link in range(10):
+            (folder / "data" / f"d{level}" / f"l{link}").symlink_to(f"../d{level + 1}")
+    started = time.monotonic()
+    run = grade(folder)
+    assert "more than 20,000 files and folders" in run.load_problem
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("channel", ["control socket at import", "reports pipe in a handler"])
+def test_deep_json_on_the_apps_channels_is_ignored_or_named(submission, grade, channel):
+    if channel.startswith("control"):
+        code = ("\nimport socket as _socket, sys as _sys\n_sock = _socket.socket(fileno=int(_sys.argv[1]))\n"
+                "for _ in range(40):\n    _sock.send(b'[' * 5000)\n")
+        run = grade(submission(start=STARTER, append=code))
+        assert run.passed == 0 and run.load_problem
+    else:
+        code = ("import os\nfor fd in map(int, os.listdir('/proc/self/fd')):\n    try:\n"
+                "        os.write(fd, b'[' * 5000 + b'\\n')\n    except OSError:\n        pass\n")
+        body = "".join(f"    {line}\n" for line in code.splitlines())
+        run = grade(submission(find=GET_USER, replace=GET_USER + body))
+        stuck = [r for r in run.results if r.status == "timeout"]
+        assert stuck == [], [r.message for r in stuck]  # the pump survived: no false hangs

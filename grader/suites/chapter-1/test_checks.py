@@ -10,12 +10,12 @@ it (`grader verify` proves both).
 
 import json
 import re
-import sqlite3
 from datetime import datetime, timedelta
 
 from grader.harness import (
     AppCrashed,
     Blocked,
+    app_database,
     CheckFailed,
     body_of,
     exchange,
@@ -323,16 +323,13 @@ def test_update_task_refuses_unknown_fields(client):
 
 def _set_stored_due_date(client, task_id, value):
     """Make a stored due date lie in the past, as time passing would: straight in the database."""
-    path = client.database
-    if path is None:
-        raise CheckFailed("This check needs your app's SQLite database, and found none: keep the starter's "
-                          "SQLite file database (`sqlite:///...`), not an in-memory one.")
-    with sqlite3.connect(path) as database:
+    with app_database(client) as database:
         tables = [row[0] for row in database.execute("select name from sqlite_master where type = 'table'")]
         for table in tables:
-            columns = {row[1] for row in database.execute(f'pragma table_info("{table}")')}
+            quoted = '"' + table.replace('"', '""') + '"'
+            columns = {row[1] for row in database.execute(f"pragma table_info({quoted})")}
             if {"due_date", "title", "priority"} <= columns:
-                database.execute(f'update "{table}" set due_date = ? where id = ?', (value, task_id))
+                database.execute(f"update {quoted} set due_date = ? where id = ?", (value, task_id))
                 return
     raise CheckFailed("This check could not find your tasks table (with due_date, title and priority) in the "
                       "app's database.")
