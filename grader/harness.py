@@ -140,9 +140,9 @@ class CheckClient(httpx.Client):
         return self.supervisor.open_database(self.app)
 
     def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        label = f"{method.upper()} {_target(url, kwargs.get('params'))}"
-        body = kwargs.get("json")
-        shown = describe_request(method, _target(url, kwargs.get("params")), body)
+        target = _target(url, kwargs.get("params"))
+        label = f"{method.upper()} {target}"
+        shown = describe_request(method, target, kwargs.get("json"))
         self.supervisor.before_request(self.app, label)
         self.sent += 1
         try:

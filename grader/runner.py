@@ -15,12 +15,14 @@ a verdict; it can only make its own checks fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from typing import Any
 
 from grader import manifest
 from grader.catalogue import Chapter, Check
-from grader.sandbox import BOOT, Sandbox, detect
+from grader.sandbox import BOOT, detect
 from grader.supervisor import Limits, Supervisor
 
 PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN = "passed", "failed", "error", "timeout", "not-run"
@@ -304,10 +306,7 @@ def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
     For callers that must not run pytest in their own process: a Jupyter kernel (the notebook
     magic) and `grader verify`, which grades many folders side by side.
     """
-    import json
-    import sys
-
-    from grader.report import from_json
+    from grader.report import from_json  # report imports this module
 
     with tempfile.TemporaryDirectory(prefix="grader-apart-") as folder_for_result:
         result = Path(folder_for_result) / "result.json"

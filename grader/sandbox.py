@@ -351,6 +351,11 @@ class Events:
                         self._events.append(event)
             self._changed.notify_all()
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Whether the pipe closed (the process and all its children are gone) within `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.closed, timeout)
+
     def wait_for(self, predicate, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -378,8 +383,7 @@ class App:
     def wait_exit(self, timeout: float) -> int | None:
         """Wait until the process ends by itself (its reports pipe closes); its exit status,
         or None if it is still running after `timeout` seconds (it is then stopped)."""
-        self.events.wait_for(lambda event: False, timeout)
-        ended = self.events.closed
+        ended = self.events.wait_closed(timeout)
         status = self.stop()
         return status if ended else None
 

@@ -99,13 +99,13 @@ _OFFLINE = ("Network is unreachable", "Temporary failure in name resolution", "N
             "No address associated")
 
 
-def describe_crash(event: dict[str, Any]) -> str:
+def describe_crash(event: dict[str, Any], headline: str = "crashed instead of answering") -> str:
     """A crash the app reported, as the learner should read it."""
     if event.get("type") == "SystemExit":
         what = f"it called sys.exit({event.get('exit_code')})"
     else:
         what = f"{event.get('type', 'an exception')}: {event.get('message', '')}"
-    text = f"Your app crashed instead of answering: {what}"
+    text = f"Your app {headline}: {what}"
     if any(marker in str(event.get("message", "")) for marker in _OFFLINE):
         text += "\n  (The grader runs your app without network access: the checks work offline.)"
     frames = [str(frame) for frame in event.get("frames") or [] if isinstance(frame, str)][-6:]
@@ -390,24 +390,21 @@ class Supervisor:
             return
         if (problem := self._stopped()) is not None:
             raise problem
-        home = self.area / "src"
-        if ready is None and not app.events.closed:
-            app.host.kill()
-            raise AppHung(f"Your app did not finish starting (its lifespan) within {self.limits.startup:g} s. "
-                          "Look for an endless loop or a long blocking call in its startup code.")
-        if ready is not None and ready["event"] == "load-error":
+        if ready is None:
+            if not app.events.closed:
+                app.host.kill()
+                raise AppHung(f"Your app did not finish starting (its lifespan) within {self.limits.startup:g} s. "
+                              "Look for an endless loop or a long blocking call in its startup code.")
+            raise AppCrashed(describe_exit(app.stop(), "starting up", app.output.last_lines()))
+        if ready["event"] == "load-error":
             raise AppCrashed("Your app could not be imported in this check's process:\n" + str(ready.get("message")))
-        if ready is not None and ready["event"] == "reset-error":
-            raise AppCrashed(describe_crash({**ready, "type": ready.get("type")}).replace(
-                "crashed instead of answering", "could not create its tables") )
-        if ready is not None:
-            message = str(ready.get("message", ""))
-            last = (message.strip().splitlines() or ["(no message)"])[-1]
-            frames = _frames_from_traceback(message, home)
-            where = "\n  where (innermost last):\n" + "\n".join(frames) if frames else ""
-            raise AppCrashed(f"Your app's startup (its lifespan) failed: {last[:300]}{where}")
-        status = app.stop()
-        raise AppCrashed(describe_exit(status, "starting up", app.output.last_lines()))
+        if ready["event"] == "reset-error":
+            raise AppCrashed(describe_crash(ready, headline="could not create its tables"))
+        message = str(ready.get("message", ""))  # startup-failed: the lifespan's traceback, as text
+        last = (message.strip().splitlines() or ["(no message)"])[-1]
+        frames = _frames_from_traceback(message, self.area / "src")
+        where = "\n  where (innermost last):\n" + "\n".join(frames) if frames else ""
+        raise AppCrashed(f"Your app's startup (its lifespan) failed: {last[:300]}{where}")
 
     def open_database(self, app: App) -> int:
         """Open app's database file for the checker, safely: each step below the run's folder

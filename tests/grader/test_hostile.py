@@ -170,27 +170,25 @@ def test_endless_recursion_in_a_handler_is_named(submission, grade):
     assert "RecursionError" in message and "in down" in message
 
 
-def test_an_endless_startup_is_reported_as_the_startup(submission, grade):
-    folder = submission(
+def with_lifespan(submission, body: str):
+    """The solution with a lifespan whose startup runs `body` (indented lines) before it yields."""
+    return submission(
         find='app = FastAPI(title="Team task tracker")',
         replace=("from contextlib import asynccontextmanager\n\n\n@asynccontextmanager\nasync def lifespan(app):\n"
-                 "    while True:\n        pass\n    yield\n\n\n"
+                 f"{body}    yield\n\n\n"
                  'app = FastAPI(title="Team task tracker", lifespan=lifespan)'),
     )
-    run = grade(folder, startup=1)
+
+
+def test_an_endless_startup_is_reported_as_the_startup(submission, grade):
+    run = grade(with_lifespan(submission, "    while True:\n        pass\n"), startup=1)
     assert run.passed == 0
     assert all(result.status == TIMEOUT for result in run.results)
     assert "did not finish starting (its lifespan) within 1 s" in run.results[0].message
 
 
 def test_a_failing_startup_names_the_learners_line(submission, grade):
-    folder = submission(
-        find='app = FastAPI(title="Team task tracker")',
-        replace=("from contextlib import asynccontextmanager\n\n\n@asynccontextmanager\nasync def lifespan(app):\n"
-                 "    raise RuntimeError('no config')\n    yield\n\n\n"
-                 'app = FastAPI(title="Team task tracker", lifespan=lifespan)'),
-    )
-    run = grade(folder)
+    run = grade(with_lifespan(submission, "    raise RuntimeError('no config')\n"))
     assert run.passed == 0
     message = run.results[0].message
     assert "startup (its lifespan) failed: RuntimeError: no config" in message

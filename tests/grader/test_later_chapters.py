@@ -10,7 +10,6 @@ import json
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 import pytest
 
