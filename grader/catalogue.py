@@ -13,9 +13,6 @@ from functools import cached_property
 from pathlib import Path
 
 SUITES = Path(__file__).resolve().parent / "suites"
-#: Pristine copies of each exercise's starting code. `exercises/chapter-N` is the learner's
-#: working copy; these stay as published, for `grader verify` and for the book's notebooks.
-STARTERS = Path(__file__).resolve().parent / "starters"
 
 
 class UsageError(Exception):
@@ -34,6 +31,7 @@ class Check:
     explanation: str  # rung 3: the full account
     lesson: str = ""  # rung 1: what is wrong, in terms of behaviour
     read: tuple[str, str, str] | None = None  # the book section that teaches it: page, anchor, title
+    inherited: bool = False  # an earlier chapter's check, run again here (see `inherit` in chapter.toml)
 
     @property
     def test_name(self) -> str:
@@ -74,6 +72,10 @@ class Chapter:
     checks: tuple[Check, ...] = field(repr=False)
     #: Names in app_module the checks rely on: "app", and optionally "engine" and "base".
     names: dict[str, str] = field(default_factory=lambda: {"app": "app"}, repr=False, compare=False)
+    #: The exercise's statement, a page of the book (copied into the exercise as README.md), and
+    #: the folders its starting code is copied from, in order: all paths from the course's root.
+    statement: str = field(default="", repr=False, compare=False)
+    starter: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def slug(self) -> str:
@@ -102,15 +104,34 @@ class Chapter:
         )
 
 
+def _check_entries(suite_dir: Path) -> list[dict]:
+    """A suite's [[check]] tables, with `like = "chapter-N"` filled in from that chapter's
+    check of the same name (the keys a check gives itself win)."""
+    entries = []
+    for item in tomllib.loads((suite_dir / "chapter.toml").read_text())["check"]:
+        if "like" in item:
+            model = {entry["name"]: entry for entry in _check_entries(suite_dir.parent / item["like"])}
+            if item["name"] not in model:
+                raise ValueError(f"{suite_dir.name}: check {item['name']} is like {item['like']}, which has no such check")
+            item = {**model[item["name"]], **{key: value for key, value in item.items() if key != "like"}}
+        entries.append(item)
+    return entries
+
+
+def _check(item: dict, inherited: bool = False) -> Check:
+    return Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
+                 explanation=item.get("explanation", "").strip(), lesson=item.get("lesson", "").strip(),
+                 read=tuple(item["read"]) if "read" in item else None, inherited=inherited)
+
+
 def load_chapter(suite_dir: Path) -> Chapter:
     data = tomllib.loads((suite_dir / "chapter.toml").read_text())
     number = int(suite_dir.name.removeprefix("chapter-"))
-    checks = tuple(
-        Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
-              explanation=item.get("explanation", "").strip(), lesson=item.get("lesson", "").strip(),
-              read=tuple(item["read"]) if "read" in item else None)
-        for item in data["check"]
-    )
+    # `inherit = "chapter-N"`: that chapter's checks run here first, unchanged (a chapter that
+    # restructures code keeps every earlier rule); they pass on this chapter's starter.
+    inherited = load_chapter(suite_dir.parent / data["inherit"]).checks if "inherit" in data else ()
+    checks = tuple(_check(check.__dict__, inherited=True) for check in inherited) + tuple(
+        _check(item) for item in _check_entries(suite_dir))
     return Chapter(
         number=number,
         title=data["title"],
@@ -119,6 +140,8 @@ def load_chapter(suite_dir: Path) -> Chapter:
         suite_dir=suite_dir,
         checks=checks,
         names=dict(data.get("names", {"app": "app"})),
+        statement=data.get("statement", ""),
+        starter=tuple(data.get("starter", ())),
     )
 
 
@@ -140,9 +163,10 @@ def find_chapter(name: str) -> Chapter:
 
 
 def course_root() -> Path | None:
-    """The clone this grader belongs to: the folder holding `exercises/` beside `grader/`."""
+    """The clone this grader belongs to: the folder holding the book's `_toc.yml` beside `grader/`.
+    (`exercises/` is the learner's, untracked apart from its README, so it does not say.)"""
     root = SUITES.parent.parent
-    return root if (root / "exercises").is_dir() else None
+    return root if (root / "_toc.yml").is_file() else None
 
 
 def exercise_dir(chapter: Chapter) -> Path:
@@ -158,18 +182,16 @@ def exercise_dir(chapter: Chapter) -> Path:
 def solution_dir(chapter: Chapter) -> Path:
     root = course_root()
     if root is None:
-        raise UsageError("`grader verify` needs the course's clone (exercises/ and solutions/).")
+        raise UsageError("`grader verify` needs the course's clone (solutions/).")
     return root / "solutions" / chapter.slug
-
-
-def starter_dir(chapter: Chapter) -> Path:
-    return STARTERS / chapter.slug
 
 
 def learner_folder(chapter: Chapter, path: Path | str | None = None) -> Path:
     """The folder to grade (the chapter's exercise unless `path` is given), or a UsageError
     that says what is wrong with it."""
     folder = (Path(path) if path is not None else exercise_dir(chapter)).expanduser().resolve()
+    if path is None and not folder.exists():
+        raise UsageError(f"exercises/{chapter.slug} does not exist yet. Create it with `grader start {chapter.slug}`.")
     if not folder.is_dir():
         raise UsageError(f"There is no folder {folder}.")
     main = folder / Path(*chapter.app_module.split(".")).with_suffix(".py")

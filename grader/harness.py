@@ -206,6 +206,42 @@ def app_for_check(suite_dir: Path) -> Any:
 
 _supervisor: Any = None
 
+_VALUE_MARK = "@grader-value "
+_READ_VALUE = (
+    "import importlib, json, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "value = getattr(importlib.import_module(sys.argv[2]), sys.argv[3])\n"
+    "print('\\n' + sys.argv[4] + json.dumps(value, default=str), flush=True)\n"
+)
+
+
+def app_value(client: Any, module: str, name: str) -> Any:
+    """A value (as JSON) of a name in the learner's code, read in a process of its own inside
+    the app's sandbox. It is the learner's word, not a fact: a check that relies on it must
+    first show that the app behaves as that value says."""
+    where = f"{name} in {module.replace('.', '/')}.py"
+    if _supervisor is None:  # bare pytest: the app already runs in this process
+        import importlib
+
+        try:
+            return json.loads(json.dumps(getattr(importlib.import_module(module), name), default=str))
+        except AttributeError:
+            raise CheckFailed(f"This check reads {where}, and found no such name.") from None
+    import sys
+
+    process = _supervisor.launch(command=[sys.executable, "-c", _READ_VALUE, str(_supervisor.area / "src"),
+                                          module, name, _VALUE_MARK])
+    status = process.wait_exit(timeout=_supervisor.limits.startup)
+    lines = [line for line in process.output.text().splitlines() if line.startswith(_VALUE_MARK)]
+    if status != 0 or not lines:
+        shown = "\n".join(process.output.text().splitlines()[-6:])
+        raise CheckFailed(f"This check reads {where}, and could not (exit status {status}). Keep that name.\n"
+                          f"{_short(shown)}")
+    try:
+        return json.loads(lines[-1][len(_VALUE_MARK):])
+    except ValueError:
+        raise CheckFailed(f"This check reads {where}, and could not make sense of it.") from None
+
 
 def install(supervisor: Any) -> None:
     global _supervisor
