@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from grader.catalogue import Chapter, Mutant, solution_dir, starter_dir
+from grader.catalogue import Chapter, Mutant, UsageError, solution_dir
 from grader.runner import RunResult, run_apart
+from grader.workspace import materialize
 
 
 @dataclass
@@ -55,16 +56,22 @@ def suite_consistency(chapter: Chapter) -> list[str]:
     """chapter.toml and test_checks.py must name the same checks."""
     tree = ast.parse((chapter.suite_dir / "test_checks.py").read_text())
     defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    defined |= {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names if (alias.asname or alias.name).startswith("test_")}
     listed = {check.test_name for check in chapter.checks}
+    if (chapter.suite_dir / "chapter.toml").read_text().find("\ninherit = ") >= 0:
+        # A whole earlier suite runs here too: its tests come in with it, unnamed in this file.
+        defined |= {check.test_name for check in chapter.checks if check.inherited}
     problems = [f"{chapter.slug}: {name} is in test_checks.py but not in chapter.toml" for name in defined - listed]
     problems += [f"{chapter.slug}: chapter.toml lists {name}, which test_checks.py lacks" for name in listed - defined]
     names = {check.name for check in chapter.checks}
+    own = {check.name for check in chapter.checks if not check.inherited}
     for mutant in chapter.mutants:
         problems += [f"{chapter.slug}: mutant {mutant.name} names an unknown check {name}"
                      for name in mutant.caught_by if name not in names]
     claimed = {name for mutant in chapter.mutants for name in mutant.caught_by}
     problems += [f"{chapter.slug}: no mutant shows what {name} catches; add one to mutants.toml"
-                 for name in sorted(names - claimed)]
+                 for name in sorted(own - claimed)]
     return problems
 
 
@@ -77,12 +84,15 @@ def judge(job: Job, run: RunResult) -> list[str]:
     if job.kind == "solution":
         return [f"{job.label} fails {name}: {result.message.splitlines()[0] if result.message else result.status}"
                 for name, result in status.items() if not result.passed]
-    if job.kind == "starter":
+    if job.kind == "starter":  # an inherited check guards what the starter already does
+        inherited = {check.name for check in job.chapter.checks if check.inherited}
         return [f"{job.label} passes {name}: the check asks nothing of the learner"
-                for name, result in status.items() if result.passed]
+                for name, result in status.items() if result.passed and name not in inherited]
     assert job.mutant is not None
+    # A check that did not run (the suite was changed during the run, say) catches nothing.
     return [f"{job.label} is not caught by {name}: {job.mutant.description}"
-            for name in job.mutant.caught_by if status[name].passed]
+            + (f" ({status[name].message})" if status[name].status == "not-run" else "")
+            for name in job.mutant.caught_by if status[name].status in ("passed", "not-run")]
 
 
 def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int | None = None) -> list[str]:
@@ -99,7 +109,10 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int |
             problems += suite_consistency(chapter)
             solution = solution_dir(chapter)
             jobs.append(Job(chapter, "solution", solution))
-            jobs.append(Job(chapter, "starter", starter_dir(chapter)))
+            try:  # the starter as `grader start` makes it, in the scratch folder
+                jobs.append(Job(chapter, "starter", materialize(chapter, Path(scratch) / "starters" / chapter.slug)))
+            except UsageError as exc:
+                problems.append(f"{chapter.slug} starter: {exc}")
             for mutant in chapter.mutants:
                 try:
                     jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))

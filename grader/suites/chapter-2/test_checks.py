@@ -245,7 +245,7 @@ def scene_of_every_route(client):
 # --- Task 1: a session per request ----------------------------------------------------------------
 
 
-def test_sessions_released_after_failures(client):
+def test_failures_leave_the_app_working(client):
     owner, project = team(client)
     stranger = As(client, person(client, "eve"))
     member = person(client, "bob")
@@ -268,19 +268,51 @@ def test_sessions_released_after_failures(client):
             for send, status, why in failing:
                 response = send()
                 sent += 1
-                expect_status(response, status, f"request {sent} of 60 that fail: {why}")
+                expect_status(response, status, f"request {sent} of 60 that fail, each with its own answer: {why}")
         for number in range(30):
             created = owner.post(f"/projects/{project['id']}/tasks", json={"title": f"Task {number}"})
             body = expect_status(created, 201, f"request {sent + 1} (after 60 that failed): a valid task")
             sent += 2
-            read = owner.get(f"/tasks/{body['id']}")
-            expect_status(read, 200, "the task just created can be read back at once (committed before the 201)")
+            expect_status(owner.get(f"/tasks/{body['id']}"), 200, "the task just created")
     except AppHung as hung:
         raise CheckFailed(
             f"After {sent} requests, of which {min(sent, 60)} failed, your app stopped answering: {hung}\n"
             "A session that is not closed keeps its pooled connection, and SQLAlchemy's pool has 15; the next "
             "request waits for one that never comes back."
         ) from None
+
+
+def _stored_title(client, task_id):
+    """The title of a task row, read straight from the app's database file."""
+    with app_database(client) as database:
+        for (table,) in database.execute("select name from sqlite_master where type = 'table'"):
+            quoted = '"' + table.replace('"', '""') + '"'
+            columns = {row[1] for row in database.execute(f"pragma table_info({quoted})")}
+            if {"title", "priority", "project_id"} <= columns:
+                row = database.execute(f"select title from {quoted} where id = ?", (task_id,)).fetchone()
+                return row[0] if row else None
+    raise CheckFailed("This check could not find your tasks table (with title, priority and project_id) in the "
+                      "app's database.")
+
+
+def test_writes_are_stored_before_the_answer(client):
+    owner, project = team(client)
+    for number in range(30):
+        title = f"Stored before the 201, #{number}"
+        response = owner.post(f"/projects/{project['id']}/tasks", json={"title": title})
+        body = expect_status(response, 201, "a valid task")
+        stored = _stored_title(client, body.get("id"))
+        if stored != title:
+            raise CheckFailed(
+                f"Right after the 201 for a new task (number {number + 1} of 30), the database does not hold it "
+                f"(the row: {stored!r}). The commit must run before the response is sent: a client that reads "
+                f"at once, or a crash just after the answer, must find the row.\n{exchange(response)}")
+        renamed = title + " (renamed)"
+        response = owner.patch(f"/tasks/{body['id']}", json={"title": renamed})
+        expect_status(response, 200, "a valid PATCH")
+        if _stored_title(client, body["id"]) != renamed:
+            raise CheckFailed(f"Right after the 200 for a PATCH, the database still holds the old title. The commit "
+                              f"must run before the response is sent.\n{exchange(response)}")
 
 
 # --- Task 2: sign-up and sign-in --------------------------------------------------------------------
@@ -840,8 +872,13 @@ def test_writes_are_rate_limited(client):
         used += 1
     wait = expect_429(owner.post(url, json={"title": "One too many"}), WRITE_WINDOW,
                       f"write {WRITE_LIMIT + 1} within {WRITE_WINDOW} seconds, invalid ones counted")
-    expect_429(owner.patch(f"/tasks/{task['id']}", json={"status": "done"}), WRITE_WINDOW,
-               "a PATCH is a write too, and the limit is reached")
+    bob = other.who.id
+    for method, path, body in [("PATCH", f"/tasks/{task['id']}", {"status": "done"}),
+                               ("POST", "/projects", {"name": "One more"}),
+                               ("POST", f"/projects/{project['id']}/members", {"user_id": bob}),
+                               ("DELETE", f"/projects/{project['id']}/members/{bob}", None)]:
+        expect_429(owner.request(method, path, json=body), WRITE_WINDOW,
+                   f"{method} {path.replace(str(project['id']), '{id}')} is a write too, and the limit is reached")
     expect_status(owner.get(url, params={"limit": 1}), 200, "reads are not limited")
     expect_401(client.post(url, json={"title": "No token"}), "a request without a token is answered 401 first")
     expect_status(other.post(f"/projects/{theirs['id']}/tasks", json={"title": "Bob's"}), 201,
