@@ -117,26 +117,72 @@ def wrong_kind(name: str, value: Any, wanted: str, where: str) -> str:
     return f"`{name}` in {where} is {what}; the checks need {wanted}{fix}."
 
 
-def find_names(loaded: Any, names: dict[str, str], where: str) -> dict[str, Any]:
-    """The objects the chapter's checks rely on, or a ValueError naming what is wrong."""
+PURPOSES = {"app": "the FastAPI application", "engine": "the database engine",
+            "base": "the declarative base whose tables every check recreates",
+            "secret_key": "the key that signs access tokens"}
+
+
+class ImportFailed(Exception):
+    """Importing a module named in `names` (`module:attribute`) raised: the learner's error."""
+
+    def __init__(self, module: str, error: BaseException) -> None:
+        super().__init__(module)
+        self.module, self.error = module, error
+
+
+def _shown(module: Any, home: Path | None) -> str:
+    """A module as the learner knows it: its file, relative to their folder where possible."""
+    try:
+        return str(Path(module.__file__).resolve().relative_to(home)) if home else module.__file__
+    except (TypeError, ValueError, AttributeError):
+        return module.__name__
+
+
+def _owner(loaded: Any, role: str, name: str, where: str, home: Path | None) -> tuple[Any, str, str]:
+    """Where a name lives: `attribute` in the app's module, or `module:attribute` anywhere in
+    the learner's package (Chapter 3 moves the engine and the base out of tracker.main)."""
+    if ":" not in name:
+        return loaded, name, where
+    module_name, attribute = name.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            path = module_name.replace(".", "/")
+            raise ValueError(f"The checks look for {PURPOSES.get(role, role)} as `{attribute}` in the module "
+                             f"{module_name} ({path}.py, or {path}/__init__.py), and your folder has no such "
+                             "module. This chapter's statement says where each name lives.") from None
+        raise ImportFailed(module_name, exc) from None
+    except BaseException as exc:  # the learner's module may raise anything, SystemExit included
+        raise ImportFailed(module_name, exc) from None
+    return module, attribute, _shown(module, home)
+
+
+def find_names(loaded: Any, names: dict[str, str], where: str, home: Path | None = None) -> dict[str, Any]:
+    """The objects the chapter's checks rely on, or a ValueError naming what is wrong.
+
+    A name is an attribute of the app's module (`engine`), or `module:attribute` (`tracker.
+    shared.database:engine`), imported here. ImportFailed: that module raised on import.
+    """
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Engine
 
-    found = {}
+    found, shown = {}, {}
     for role, name in names.items():
-        if not hasattr(loaded, name):
-            purposes = {"app": "the FastAPI application", "engine": "the database engine",
-                        "base": "the declarative base whose tables every check recreates"}
-            raise ValueError(f"{where} has no `{name}` ({purposes.get(role, role)}). Keep this name from the "
-                             "starter code.")
-        found[role] = getattr(loaded, name)
-    app, engine, base = found.get("app"), found.get("engine"), found.get("base")
-    if "app" in found and (isinstance(app, type) or not callable(app)):
-        raise ValueError(wrong_kind(names["app"], app, "an application, such as `FastAPI()`", where))
-    if "engine" in found and not isinstance(engine, Engine):
-        raise ValueError(wrong_kind(names["engine"], engine, "the Engine that create_engine() returns", where))
-    if "base" in found and not isinstance(getattr(base, "metadata", None), MetaData):
-        raise ValueError(wrong_kind(names["base"], base, "the declarative base class (with its .metadata)", where))
+        owner, attribute, place = _owner(loaded, role, name, where, home)
+        if not hasattr(owner, attribute):
+            keep = ("Keep this name from the starter code." if owner is loaded
+                    else "Define it there, or import it there, as this chapter's statement says.")
+            raise ValueError(f"{place} has no `{attribute}` ({PURPOSES.get(role, role)}). {keep}")
+        found[role], shown[role] = getattr(owner, attribute), (attribute, place)
+    kinds = {"app": (lambda value: callable(value) and not isinstance(value, type), "an application, such as `FastAPI()`"),
+             "engine": (lambda value: isinstance(value, Engine), "the Engine that create_engine() returns"),
+             "base": (lambda value: isinstance(getattr(value, "metadata", None), MetaData),
+                      "the declarative base class (with its .metadata)")}
+    for role, (fits, wanted) in kinds.items():
+        if role in found and not fits(found[role]):
+            attribute, place = shown[role]
+            raise ValueError(wrong_kind(attribute, found[role], wanted, place))
     return found
 
 
@@ -302,9 +348,11 @@ def load_module(spec: dict[str, Any], home: Path) -> dict[str, Any] | str:
         if home not in origin.parents:
             raise ValueError(f"{spec['module']} was imported from {origin}, not from your folder. Another package "
                              f"named {spec['package']!r} is installed; uninstall or rename it.")
-        objects = find_names(loaded, spec["names"], where)
+        objects = find_names(loaded, spec["names"], where, home)
     except ValueError as exc:
         return str(exc)
+    except ImportFailed as failed:
+        return describe_load_failure(failed.error, failed.module, home)
     except BaseException as exc:  # the learner's module may raise anything, SystemExit included
         return describe_load_failure(exc, spec["module"], home)
     objects["sqlite_file"] = sqlite_file(objects.get("engine"))

@@ -76,6 +76,8 @@ class Chapter:
     #: the folders its starting code is copied from, in order: all paths from the course's root.
     statement: str = field(default="", repr=False, compare=False)
     starter: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: The chapter whose checks run here first, unchanged (`inherit = "chapter-N"`), if any.
+    inherit: str = field(default="", repr=False, compare=False)
 
     @property
     def slug(self) -> str:
@@ -121,7 +123,8 @@ def _check_entries(suite_dir: Path) -> list[dict]:
 def _check(item: dict, inherited: bool = False) -> Check:
     return Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
                  explanation=item.get("explanation", "").strip(), lesson=item.get("lesson", "").strip(),
-                 read=tuple(item["read"]) if "read" in item else None, inherited=inherited)
+                 read=tuple(item["read"]) if "read" in item else None,
+                 inherited=inherited or item.get("inherited", False))
 
 
 def load_chapter(suite_dir: Path) -> Chapter:
@@ -142,6 +145,7 @@ def load_chapter(suite_dir: Path) -> Chapter:
         names=dict(data.get("names", {"app": "app"})),
         statement=data.get("statement", ""),
         starter=tuple(data.get("starter", ())),
+        inherit=data.get("inherit", ""),
     )
 
 

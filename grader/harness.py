@@ -206,6 +206,55 @@ def app_for_check(suite_dir: Path) -> Any:
 
 _supervisor: Any = None
 
+class Ran:
+    """A process run beside the app (`run_in_app`): its exit status (None if it was stopped at
+    its time limit) and its output. Both are the learner's side's word: a check may fail on
+    them and quote them, as data."""
+
+    def __init__(self, status: int | None, output: str) -> None:
+        self.status, self.output = status, output
+
+
+def _learner_dir() -> Path:
+    """Under bare pytest, the learner's folder: GRADER_LEARNER_DIR, or the check is skipped."""
+    import pytest
+
+    folder = os.environ.get("GRADER_LEARNER_DIR")
+    if not folder:
+        pytest.skip("this check reads the learner's folder: set GRADER_LEARNER_DIR under bare pytest")
+    return Path(folder).resolve()
+
+
+def run_in_app(script: str, *args: str, timeout: float | None = None) -> Ran:
+    """Run a Python script where the learner's code runs, and return its status and output.
+
+    Under `grader check` it runs inside the app's sandbox, in a folder of its own, as
+    `python -I` (no environment variables, user site or working folder on the path: the
+    learner's code comes in only where the script imports it). It gets the learner's folder
+    (the run's copy) as sys.argv[1], then `args`. Under bare pytest it is a subprocess.
+    """
+    import subprocess
+    import sys
+
+    # Most of the check's own time limit: importing an app takes seconds on a busy machine.
+    limit = timeout or (max(_supervisor.limits.check - 5, _supervisor.limits.startup) if _supervisor is not None else 15.0)
+    if _supervisor is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="grader-beside-") as folder:
+            try:
+                done = subprocess.run([sys.executable, "-I", "-c", script, str(_learner_dir()), *args], cwd=folder,
+                                      capture_output=True, text=True, errors="replace", timeout=limit)
+            except subprocess.TimeoutExpired as expired:
+                said = expired.stdout or b""  # bytes, whatever `text` says
+                return Ran(None, said.decode(errors="replace") if isinstance(said, bytes) else said)
+        return Ran(done.returncode, done.stdout + done.stderr)
+    process = _supervisor.launch(command=[sys.executable, "-I", "-c", script, str(_supervisor.area / "src"), *args])
+    status = process.wait_exit(timeout=limit)
+    process.output.closed.wait(1.0)
+    return Ran(status, process.output.text())
+
+
 _VALUE_MARK = "@grader-value "
 _READ_VALUE = (
     "import importlib, json, sys\n"
@@ -215,32 +264,58 @@ _READ_VALUE = (
 )
 
 
-def app_value(client: Any, module: str, name: str) -> Any:
-    """A value (as JSON) of a name in the learner's code, read in a process of its own inside
-    the app's sandbox. It is the learner's word, not a fact: a check that relies on it must
-    first show that the app behaves as that value says."""
-    where = f"{name} in {module.replace('.', '/')}.py"
-    if _supervisor is None:  # bare pytest: the app already runs in this process
-        import importlib
-
-        try:
-            return json.loads(json.dumps(getattr(importlib.import_module(module), name), default=str))
-        except AttributeError:
-            raise CheckFailed(f"This check reads {where}, and found no such name.") from None
-    import sys
-
-    process = _supervisor.launch(command=[sys.executable, "-c", _READ_VALUE, str(_supervisor.area / "src"),
-                                          module, name, _VALUE_MARK])
-    status = process.wait_exit(timeout=_supervisor.limits.startup)
-    lines = [line for line in process.output.text().splitlines() if line.startswith(_VALUE_MARK)]
-    if status != 0 or not lines:
-        shown = "\n".join(process.output.text().splitlines()[-6:])
-        raise CheckFailed(f"This check reads {where}, and could not (exit status {status}). Keep that name.\n"
-                          f"{_short(shown)}")
+def app_value(where: str, app_module: str) -> Any:
+    """The value (as JSON) of a name in the learner's code, `module:name` or a plain name in
+    `app_module`, read by a script beside the app. It is the learner's word, not a fact: a
+    check that relies on it must first show that the app behaves as that value says."""
+    module, _, name = where.rpartition(":")
+    module = module or app_module
+    shown = f"{name} in {module.replace('.', '/')}.py"
+    ran = run_in_app(_READ_VALUE, module, name, _VALUE_MARK)
+    lines = [line for line in ran.output.splitlines() if line.startswith(_VALUE_MARK)]
+    if ran.status != 0 or not lines:
+        said = "\n".join(ran.output.splitlines()[-6:])
+        raise CheckFailed(f"This check reads {shown}, and could not (exit status {ran.status}). Keep that name "
+                          f"there.\n{_short(said)}")
     try:
         return json.loads(lines[-1][len(_VALUE_MARK):])
     except ValueError:
-        raise CheckFailed(f"This check reads {where}, and could not make sense of it.") from None
+        raise CheckFailed(f"This check reads {shown}, and could not make sense of it.") from None
+
+
+def learner_file(relative: str, limit: int = 1 << 20) -> bytes | None:
+    """A file of the learner's folder (under `grader check`, the run's copy), read as data, at
+    most `limit` bytes; None if it is missing or not a regular file. No link is followed on the
+    way: the app may have replaced any part of the path with one."""
+    import stat
+
+    if _supervisor is None:
+        base, parts = _learner_dir(), relative.split("/")
+    else:
+        base, parts = _supervisor.area, ["src", *relative.split("/")]
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        if not stat.S_ISREG(os.fstat(file).st_mode):
+            return None
+        content = bytearray()
+        while len(content) < limit and (chunk := os.read(file, min(65536, limit - len(content)))):
+            content += chunk
+        return bytes(content)
+    finally:
+        os.close(file)
 
 
 def install(supervisor: Any) -> None:

@@ -27,12 +27,20 @@ def in_process_app(suite_dir: Path) -> Iterator[TestClient]:
             sys.path.insert(0, folder)
     module = importlib.import_module(chapter["app_module"])
     names = chapter["names"]
-    engine, base = getattr(module, names["engine"]), getattr(module, names["base"])
+    engine, base = _named(module, names["engine"]), _named(module, names["base"])
     engine.dispose()
     base.metadata.drop_all(engine)
     base.metadata.create_all(engine)
-    with TestClient(getattr(module, names["app"]), base_url="http://tracker") as client:
+    with TestClient(_named(module, names["app"]), base_url="http://tracker") as client:
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
         client.database = Path(database).resolve() if database and database != ":memory:" else None
         yield client
     engine.dispose()
+
+
+def _named(module: object, name: str) -> object:
+    """`attribute` of the app's module, or `module:attribute` anywhere (as in chapter.toml)."""
+    if ":" in name:
+        module_name, name = name.split(":", 1)
+        module = importlib.import_module(module_name)
+    return getattr(module, name)

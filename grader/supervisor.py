@@ -156,6 +156,7 @@ class Supervisor:
         self._hung: dict[int, str] = {}  # app number -> the request that went over its limit
         self._check_timer: int | None = None
         self._run_timer: int | None = None
+        self._load_sent = False  # begin_load asked the host to import the learner's module
         self._load_started = time.monotonic()
         self._loaded: bool | None = None
         self._next: App | None = None  # the next check's app, started while this check runs
@@ -180,6 +181,7 @@ class Supervisor:
         assert self.host is not None
         self._load_started = time.monotonic()
         self._run_timer = self.watchdog.arm(self.limits.run, self._run_over)
+        self._load_sent = True
         self.host.send_load(self._spec())
 
     def finish_load(self) -> str | None:
@@ -315,7 +317,11 @@ class Supervisor:
 
         if (problem := self._stopped()) is not None:
             raise problem
-        if self.host is None or self.host.dead:
+        if self._load_sent and self.host is not None and not self.host.dead:
+            self.finish_load()  # its answer comes first on the control socket
+        elif self._load_sent:
+            self._replace_host()  # with the module imported again, for the checks that come next
+        elif self.host is None or self.host.dead:
             self.host = AppHost(self.area, self.sandbox, self.pump)
             self.hosts_started += 1
         assert self.host is not None

@@ -59,7 +59,7 @@ def suite_consistency(chapter: Chapter) -> list[str]:
     defined |= {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
                 for alias in node.names if (alias.asname or alias.name).startswith("test_")}
     listed = {check.test_name for check in chapter.checks}
-    if (chapter.suite_dir / "chapter.toml").read_text().find("\ninherit = ") >= 0:
+    if chapter.inherit:
         # A whole earlier suite runs here too: its tests come in with it, unnamed in this file.
         defined |= {check.test_name for check in chapter.checks if check.inherited}
     problems = [f"{chapter.slug}: {name} is in test_checks.py but not in chapter.toml" for name in defined - listed]
@@ -115,7 +115,8 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int |
                 problems.append(f"{chapter.slug} starter: {exc}")
             for mutant in chapter.mutants:
                 try:
-                    jobs.append(Job(chapter, "mutant", apply_mutant(solution, mutant, Path(scratch)), mutant))
+                    mutated = apply_mutant(solution, mutant, Path(scratch) / "mutants" / chapter.slug)
+                    jobs.append(Job(chapter, "mutant", mutated, mutant))
                 except ValueError as exc:
                     problems.append(str(exc))
         # The jobs' progress goes to a scratch state folder: verifying is not a learner's attempt.

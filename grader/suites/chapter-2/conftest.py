@@ -7,6 +7,7 @@ folders never join sys.path, so nothing of them can reach the app's view.
 
 import importlib.util
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,8 @@ def client():
 
 @pytest.fixture
 def secret_key(client):
-    """The app's SECRET_KEY, read inside the app's own sandbox, to forge tokens with.
-
-    What comes back is the learner's word: the checks that use it first show that a token
-    they sign with it is accepted, so a wrong answer cannot make a check pass.
-    """
-    return app_value(client, "tracker.main", "SECRET_KEY")
+    """The app's SECRET_KEY (where chapter.toml's `names` says), read beside the app, to forge
+    tokens with. It is the learner's word: the checks that use it first show that a token they
+    sign with it is accepted, so a wrong answer cannot make a check pass."""
+    chapter = tomllib.loads((HERE / "chapter.toml").read_text())
+    return app_value(chapter["names"]["secret_key"], chapter["app_module"])
