@@ -49,9 +49,13 @@ class Check:
 
 @dataclass(frozen=True)
 class Edit:
+    """Replace `find` (which must occur exactly once) with `replace` in `file`; or, with
+    `delete = true`, remove the file (a forgotten `__init__.py`, say)."""
+
     file: str
-    find: str
-    replace: str
+    find: str = ""
+    replace: str = ""
+    delete: bool = False
 
 
 @dataclass(frozen=True)

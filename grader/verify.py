@@ -41,6 +41,9 @@ def apply_mutant(solution: Path, mutant: Mutant, into: Path) -> Path:
     shutil.copytree(solution, target, ignore=shutil.ignore_patterns("__pycache__"))
     for edit in mutant.edits:
         path = target / edit.file
+        if edit.delete:
+            path.unlink()
+            continue
         text = path.read_text()
         count = text.count(edit.find)
         if count != 1:
