@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grader",
         description="Check your exercises for the course FastAPI in Production.",
-        epilog="Examples: grader list · grader check chapter-1 · grader watch 1 · grader hint 1",
+        epilog="Examples: grader start chapter-1 · grader check chapter-1 · grader watch 1 · grader hint 1",
     )
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--path", type=Path, help="use this folder instead of exercises/chapter-N")
         return sub
 
+    graded("start", "create your exercise folder for a chapter: its starting code and the exercise")
     check = graded("check", "grade a chapter's exercise")
     check.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
@@ -67,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_list() -> int:
     root = course_root()
     for chapter in all_chapters():
-        where = root / "exercises" / chapter.slug if root else None
-        folder = f"exercises/{chapter.slug}" if where and where.is_dir() else "(exercise folder missing)"
+        started = root is not None and exercise_dir(chapter).is_dir()
+        folder = f"exercises/{chapter.slug}" if started else f"(not started: grader start {chapter.slug})"
         print(f"{chapter.slug:<11} {chapter.title}  [{len(chapter.checks)} checks, {folder}]")
         for check in chapter.checks:
             print(f"    {check.name:<42} {check.title}")
@@ -109,14 +110,28 @@ def _limits(args: argparse.Namespace):
     return Limits(request=args.timeout)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from grader.runner import Runner, stop_on_signals
+def _chosen_folder(chapter: Chapter, path: Path | None) -> Path:
+    """The folder `--path` names, else the chapter's exercise folder; it need not exist."""
+    return (path or exercise_dir(chapter)).expanduser().resolve()
 
-    stop_on_signals()
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from grader.runner import visible
+    from grader.workspace import start
+
+    chapter = find_chapter(args.chapter)
+    path_option = f" --path {args.path}" if args.path else ""
+    print(visible(start(chapter, _chosen_folder(chapter, args.path), "grader", path_option)))
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from grader.runner import Runner, stop_on_signals, visible
+
     chapter = find_chapter(args.chapter)
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
-    from grader.runner import visible
+    stop_on_signals()  # once the command is known to run: a usage error needs no orderly ending
 
     again = f"grader check {chapter.slug}" + (f" --path {visible(str(args.path))}" if args.path else "")
     next_step = f"Fix the first failing check, then run `{again}` again."
@@ -183,11 +198,11 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from grader.workspace import reset
 
     chapter = find_chapter(args.chapter)
-    folder = (args.path or exercise_dir(chapter)).expanduser().resolve()
+    folder = _chosen_folder(chapter, args.path)
     existed = folder.exists()
     saved = reset(chapter, folder)
     if not existed:
-        print(f"{folder} was missing; it holds the starter code now.")
+        print(f"{folder} did not exist; it holds the starter code now, and the exercise in README.md.")
     elif saved is None:
         print(f"{folder} already holds the starter code; nothing to reset.")
     else:
@@ -254,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {
         "list": lambda: cmd_list(),
+        "start": lambda: cmd_start(args),
         "check": lambda: cmd_check(args),
         "watch": lambda: cmd_watch(args),
         "hint": lambda: cmd_hint(args),

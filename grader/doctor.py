@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 MIN_PYTHON = (3, 11)
-_MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
+_MARKS = {OK: "✔", WARN: "!", FAIL: "✘", INFO: "·"}
 _PIP_FIX = "pip install -r requirements.txt"
 _VENV_FIX = ("python3.11 -m venv .venv, then activate it (`source .venv/bin/activate`; on Windows "
              "`.venv\\Scripts\\activate`) and run `pip install -r requirements.txt` in the course's folder.")
@@ -129,19 +129,21 @@ def _requirement_problem(requirement) -> str | None:
     return None
 
 
-def _chapter(root: Path, chapter) -> list[Finding]:
-    slug = chapter.slug
-    folder = root / "exercises" / slug
-    module = Path(*chapter.app_module.split(".")).with_suffix(".py")
-    restore = f"Restore the starter with `grader reset {slug}` (or `git checkout -- exercises/{slug}` in {root})."
-    if not folder.is_dir():
-        exercise = Finding(FAIL, f"exercises/{slug} is missing", restore)
-    elif not (folder / module).is_file():
-        exercise = Finding(FAIL, f"exercises/{slug}/{module.as_posix()} is missing",
-                           restore + " It saves what is in that folder to a backup first.")
-    else:
-        exercise = Finding(OK, f"exercises/{slug} holds {module.as_posix()}")
-    return [exercise]  # solutions/ is the maintainers' concern: `grader verify` reports it missing
+def _exercises(root: Path, chapters) -> list[Finding]:
+    """Which chapters have an exercise folder (none is fine: `grader start` makes one), and a
+    problem for each such folder that lacks its app."""
+    started = [chapter for chapter in chapters if (root / "exercises" / chapter.slug).is_dir()]
+    if not started:
+        first = chapters[0].slug if chapters else "chapter-1"
+        return [Finding(INFO, f"No exercise started yet: `grader start {first}` creates exercises/{first}")]
+    findings = [Finding(INFO, f"Exercises started: {', '.join(chapter.slug for chapter in started)} (in exercises/)")]
+    for chapter in started:
+        module = Path(*chapter.app_module.split(".")).with_suffix(".py")
+        if not (root / "exercises" / chapter.slug / module).is_file():
+            findings.append(Finding(FAIL, f"exercises/{chapter.slug}/{module.as_posix()} is missing",
+                                    f"`grader reset {chapter.slug}` puts the starter code back. It saves what is in "
+                                    "that folder to a backup first."))
+    return findings  # solutions/ is the maintainers' concern: `grader verify` reports it missing
 
 
 def _sandbox() -> Finding:
@@ -179,8 +181,7 @@ def diagnose(root: Path | None = None) -> list[Finding]:
     findings.append(_grader_command(root))
     findings.extend(_requirements(root))
     findings.append(_sandbox())
-    for chapter in catalogue.all_chapters():
-        findings.extend(_chapter(root, chapter))
+    findings.extend(_exercises(root, catalogue.all_chapters()))
     return findings
 
 

@@ -1,6 +1,7 @@
 """Grading from a Jupyter cell: `check()` and the `%grader` magic, for Binder and JupyterLab.
 
     %load_ext grader.notebook
+    %grader start chapter-1
     %grader check chapter-1
 
 The result renders as an HTML table in a notebook and as the console report in a terminal.
@@ -19,7 +20,7 @@ import re
 import shlex
 from pathlib import Path
 
-from grader.catalogue import UsageError, course_root, find_chapter, learner_folder
+from grader.catalogue import UsageError, course_root, exercise_dir, find_chapter, learner_folder
 from grader.progress import Progress
 from grader.report import MARKS, ladder, score_line
 from grader.runner import ERROR, FAILED, NOT_RUN, PASSED, TIMEOUT, RunResult, run_apart
@@ -172,6 +173,34 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
     return NotebookResult(run, command=command, failed_before=failed_before)
 
 
+class Message:
+    """What a command other than `check` has to say, as text or as a paragraph of HTML."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.text)
+
+    def _repr_html_(self) -> str:
+        return f'<p style="margin:4px 0">{_inline_code(self.text).replace(chr(10), "<br>")}</p>'
+
+
+def start(chapter: str = "chapter-1", path: str | Path | None = None) -> Message | NotebookResult:
+    """Create the chapter's exercise folder (or `path`) like `grader start`; an existing one is left as it is."""
+    from grader.workspace import start as start_folder
+
+    try:
+        found = find_chapter(str(chapter))
+        folder = Path(path).expanduser().resolve() if path is not None else exercise_dir(found)
+        return Message(start_folder(found, folder, "%grader", f" --path {path}" if path is not None else ""))
+    except UsageError as exc:
+        return NotebookResult(error=str(exc))
+
+
 # -- the %grader magic -----------------------------------------------------------------------
 
 
@@ -194,6 +223,9 @@ def _magic_parser() -> _MagicParser:
                           description="Grade a chapter's exercise from a notebook.",
                           epilog="Example: %grader check chapter-1 --path ../my-copy")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_MagicParser)
+    start_parser = commands.add_parser("start", help="create your exercise folder for a chapter", exit_on_error=False)
+    start_parser.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
+    start_parser.add_argument("--path", help="create this folder instead of exercises/chapter-N")
     check_parser = commands.add_parser("check", help="grade a chapter's exercise", exit_on_error=False)
     check_parser.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
     check_parser.add_argument("--path", help="grade this folder instead of exercises/chapter-N")
@@ -205,8 +237,9 @@ def _magic_parser() -> _MagicParser:
     return parser
 
 
-def grader_magic(line: str) -> NotebookResult | None:
-    """`%grader check CHAPTER [--path DIR] [--timeout S]` or `%grader doctor`.
+def grader_magic(line: str) -> NotebookResult | Message | None:
+    """`%grader start CHAPTER [--path DIR]`, `%grader check CHAPTER [--path DIR] [--timeout S]`
+    or `%grader doctor`.
 
     Returns the result rather than displaying it, so IPython shows it once as the cell's output
     (and tests can inspect it).
@@ -218,6 +251,8 @@ def grader_magic(line: str) -> NotebookResult | None:
         return None
     except (UsageError, argparse.ArgumentError, ValueError) as exc:  # ValueError: unclosed quote
         return NotebookResult(error=str(exc))
+    if args.command == "start":
+        return start(args.chapter, args.path)
     if args.command == "check":
         again = f"%grader {line.strip()}".replace(" --no-record", "")
         return check(args.chapter, args.path, args.timeout, command=again, record=not args.no_record)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from grader.catalogue import find_chapter, solution_dir, starter_dir
+from grader.catalogue import course_root, find_chapter, solution_dir
 from grader.runner import Limits, Runner
 
 CHAPTER = find_chapter("chapter-1")
 SOLUTION = solution_dir(CHAPTER)
-STARTER = starter_dir(CHAPTER)
+#: Chapter 1's starting code as stored (`grader start` adds the statement as README.md).
+STARTER = course_root() / "grader" / "starters" / "chapter-1"
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from grader import doctor
-from grader.doctor import FAIL, OK, WARN, diagnose, run_doctor
+from grader.doctor import FAIL, INFO, OK, WARN, diagnose, run_doctor
 
 
 def fake_root(tmp_path, requirements="pytest>=8\n", exercise=True, solution=True):
@@ -31,7 +31,7 @@ def test_this_clone_is_in_order():
     out = io.StringIO()
     assert run_doctor(out) == 0, out.getvalue()
     text = out.getvalue()
-    assert "✔ Python 3." in text and "✔ exercises/chapter-1 holds tracker/main.py" in text
+    assert "✔ Python 3." in text and ("· Exercises started: " in text or "· No exercise started yet: " in text)
     assert "✘" not in text
     assert all(finding.fix == "" for finding in diagnose() if finding.ok)
 
@@ -69,17 +69,20 @@ def test_missing_requirements_file_says_the_clone_is_incomplete(tmp_path):
     assert "git" in problem.fix
 
 
-def test_missing_exercise_folder_or_module_fails_and_names_it(tmp_path):
+def test_an_exercise_not_started_is_information_and_a_started_one_without_its_app_fails(tmp_path):
     root = fake_root(tmp_path, exercise=False, solution=False)
     findings = diagnose(root)
-    [problem] = failures(findings)
-    assert problem.what == "exercises/chapter-1 is missing"
-    assert "git checkout -- exercises/chapter-1" in problem.fix
+    assert failures(findings) == []
+    assert [f.what for f in findings if f.level == INFO] == [
+        "No exercise started yet: `grader start chapter-1` creates exercises/chapter-1"]
     assert not any("solutions/" in f.what for f in findings)  # a maintainer's concern, not a learner's
 
     (root / "exercises" / "chapter-1" / "tracker").mkdir(parents=True)
-    [problem] = failures(diagnose(root))
+    findings = diagnose(root)
+    assert "Exercises started: chapter-1 (in exercises/)" in [f.what for f in findings if f.level == INFO]
+    [problem] = failures(findings)
     assert problem.what == "exercises/chapter-1/tracker/main.py is missing"
+    assert "`grader reset chapter-1`" in problem.fix and "git" not in problem.fix
 
 
 def test_old_python_fails_and_no_virtual_env_warns(monkeypatch):

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from grader import manifest
+from grader.workspace import materialize
 
 from .conftest import CHAPTER, SOLUTION, STARTER, snapshot
 
@@ -27,9 +28,8 @@ def state(tmp_path, monkeypatch):
 
 @pytest.fixture
 def attempt(tmp_path):
-    folder = tmp_path / "attempt"
-    shutil.copytree(STARTER, folder)
-    return folder
+    """A learner's exercise folder as `grader start` makes it, outside the clone."""
+    return materialize(CHAPTER, tmp_path / "attempt")
 
 
 @pytest.fixture
@@ -62,16 +62,18 @@ def test_hints_climb_a_ladder_one_rung_per_failing_run(state, attempt):
 
 
 def test_progress_remembers_best_and_latest_scores(state, attempt, finished):
-    assert "not tried yet" in grader("progress").stdout
+    def row():  # chapter 1's line of the table
+        return next(line for line in grader("progress").stdout.splitlines() if "chapter-1" in line)
+
+    assert "not tried yet" in row()
     grader("check", "1", "--path", attempt)
     grader("check", "1", "--path", SOLUTION)  # the course's own solution is not the learner's score
-    assert "not tried yet" not in grader("progress").stdout
+    assert "not tried yet" not in row()
     total = len(CHAPTER.checks)
-    assert f"0/{total}" in grader("progress").stdout and f"{total}/{total}" not in grader("progress").stdout
+    assert f"0/{total}" in row() and f"{total}/{total}" not in row()
     grader("check", "1", "--path", finished)
     grader("check", "1", "--path", attempt)
-    row = next(line for line in grader("progress").stdout.splitlines() if "chapter-1" in line)
-    assert re.findall(rf"\b\d+/{total}\b", row) == [f"{total}/{total}", f"0/{total}"]  # best, then latest
+    assert re.findall(rf"\b\d+/{total}\b", row()) == [f"{total}/{total}", f"0/{total}"]  # best, then latest
     assert str(state) in grader("progress").stdout
 
 
@@ -107,7 +109,7 @@ def test_reset_saves_the_work_before_restoring_the_starter(state, attempt):
     assert len(backups) == 1 and str(backups[0]) in out
     assert "# my precious work" in (backups[0] / "tracker" / "main.py").read_text()
     assert (backups[0] / "notes.txt").read_text() == "ideas"
-    assert snapshot(attempt).keys() == snapshot(STARTER).keys()
+    assert snapshot(attempt).keys() == snapshot(materialize(CHAPTER, attempt.with_name("pristine"))).keys()
     assert main.read_text() == (STARTER / "tracker" / "main.py").read_text()
     assert "nothing to reset" in grader("reset", "1", "--path", attempt).stdout
     assert len(list((state / "backups").iterdir())) == 1

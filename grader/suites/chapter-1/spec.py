@@ -1,6 +1,6 @@
 """Chapter 1's contract as data: what each input schema accepts, what each response holds.
 
-The statement (`exercises/chapter-1/README.md`) says each rule once; this file says it once
+The statement (`book/chapter-1/exercise.md`) says each rule once; this file says it once
 more, as data, and `test_checks.py` derives every boundary probe from it for every route
 where the rule applies: just inside and just outside each limit, null, missing, the wrong
 type, padded strings, unknown fields. A rule added to the statement is added here, and every
