@@ -22,10 +22,12 @@ STATEMENT = (ROOT / CHAPTER.statement).read_text()
 
 
 def suite_module():
-    """The suite's test_checks.py, loaded by path (it needs only grader.harness and pytest)."""
-    loader = importlib.util.spec_from_file_location("chapter_3_checks", SUITE / "test_checks.py")
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
+    """The suite's test_checks.py, loaded by path after its conftest.py, which loads the earlier
+    suites it takes its inherited checks from."""
+    for name, file in (("chapter_3_conftest", "conftest.py"), ("chapter_3_checks", "test_checks.py")):
+        loader = importlib.util.spec_from_file_location(name, SUITE / file)
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
     return module
 
 
