@@ -287,7 +287,7 @@ def test_create_app_builds_independent_apps(observed):
     doubled = sorted({line for line in second if second.count(line) > 1})
     if doubled:
         raise CheckFailed("Expected the second app from create_app() to have each route once; these are there "
-                          "more than once: " + ", ".join(doubled[:8]) + ". Is a router at module level included "
+                          f"more than once ({len(doubled)} in all): " + ", ".join(doubled) + ". Is a router at module level included "
                           "into another router inside create_app()? Build or include routers so that a second "
                           "call adds nothing to the first app's.")
     if first != second or first != module_app:
