@@ -32,6 +32,7 @@ class Check:
     lesson: str = ""  # rung 1: what is wrong, in terms of behaviour
     read: tuple[str, str, str] | None = None  # the book section that teaches it: page, anchor, title
     inherited: bool = False  # an earlier chapter's check, run again here (see `inherit` in chapter.toml)
+    seconds: float | None = None  # its own time limit, when it must wait (default: Limits.check)
 
     @property
     def test_name(self) -> str:
@@ -128,7 +129,7 @@ def _check(item: dict, inherited: bool = False) -> Check:
     return Check(name=item["name"], title=item["title"], hint=item["hint"].strip(),
                  explanation=item.get("explanation", "").strip(), lesson=item.get("lesson", "").strip(),
                  read=tuple(item["read"]) if "read" in item else None,
-                 inherited=inherited or item.get("inherited", False))
+                 inherited=inherited or item.get("inherited", False), seconds=item.get("seconds"))
 
 
 def load_chapter(suite_dir: Path) -> Chapter:

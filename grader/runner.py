@@ -256,7 +256,9 @@ class ResultPlugin:
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._outcome = {"status": PASSED, "message": "", "duration": 0.0, "about_app": False}
-        self.supervisor.begin_check(nodeid.rsplit("::", 1)[-1])
+        name = nodeid.rsplit("::", 1)[-1]
+        check = self.by_test.get(name)
+        self.supervisor.begin_check(name, check.seconds if check is not None else None)
 
     def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
         if call.excinfo is not None and self._outcome["status"] == PASSED:

@@ -847,10 +847,15 @@ def test_login_is_rate_limited(client):
                       f"sign-in attempt {number + 1} of {LOGIN_LIMIT} allowed in {LOGIN_WINDOW} seconds")
     wait = expect_429(log_in(client, "ada@example.com"), LOGIN_WINDOW,
                       f"attempt {LOGIN_LIMIT + 1} within {LOGIN_WINDOW} seconds, right or wrong passwords alike")
+    refused_at = time.monotonic()  # what follows runs while ada waits
     expect_401(log_in(client, "Ada@example.com"), "another username as sent (a capital A): a count of its own, and "
                "no user has it")
     expect_status(log_in(client, "bob@example.com"), 200, "another username is not affected by ada's attempts")
-    time.sleep(wait + 0.3)
+    for number in range(LOGIN_LIMIT):
+        expect_401(log_in(client, "nobody@example.com"), f"attempt {number + 1} for a username that no user has")
+    expect_429(log_in(client, "nobody@example.com"), LOGIN_WINDOW,
+               f"attempt {LOGIN_LIMIT + 1} for a username that no user has: it is limited all the same")
+    time.sleep(max(0.0, refused_at + wait + 0.3 - time.monotonic()))
     expect_status(log_in(client, "ada@example.com"), 200,
                   f"a sign-in after waiting the {wait} seconds that Retry-After asked for")
 
