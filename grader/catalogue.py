@@ -83,6 +83,9 @@ class Chapter:
     starter: tuple[str, ...] = field(default=(), repr=False, compare=False)
     #: The chapter whose checks run here first, unchanged (`inherit = "chapter-N"`), if any.
     inherit: str = field(default="", repr=False, compare=False)
+    #: Outside services the checks run for every app of this chapter, by name: the TCP port on
+    #: 127.0.0.1 where the app reaches each (`services = { webhook = 9000 }` in chapter.toml).
+    services: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def slug(self) -> str:
@@ -151,6 +154,7 @@ def load_chapter(suite_dir: Path) -> Chapter:
         statement=data.get("statement", ""),
         starter=tuple(data.get("starter", ())),
         inherit=data.get("inherit", ""),
+        services=dict(data.get("services", {})),
     )
 
 

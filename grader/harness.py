@@ -84,12 +84,20 @@ def describe_request(method: str, url: str, body: Any = None) -> str:
 
 def describe_response(response: httpx.Response) -> str:
     """Status and body; for a body that is not JSON, its content type too (the usual culprit)."""
+    media = response.headers.get("content-type", "none")
+    if response.content and not media.startswith(("text/", "application/json", "application/problem+json")):
+        try:
+            text = _as_json_text(response.json())
+        except (ValueError, RecursionError, UnicodeDecodeError):  # a file: its size and first bytes
+            return (f"{response.status_code} [content-type: {media}] {len(response.content)} bytes: "
+                    f"{response.content[:48]!r}{' ...' if len(response.content) > 48 else ''}")
+        return f"{response.status_code} {_short(text)}"
     text = response.text
     kind = ""
     try:
         text = _as_json_text(response.json())
     except (ValueError, RecursionError):
-        kind = f"[content-type: {response.headers.get('content-type', 'none')}] "
+        kind = f"[content-type: {media}] "
     return f"{response.status_code} {kind}{_short(text) if text else '(empty body)'}"
 
 
@@ -97,11 +105,18 @@ def _request_label(response: httpx.Response) -> str:
     request = response.request
     url = request.url.raw_path.decode()
     body = None
-    if request.content:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        size = request.headers.get("content-length")
+        return describe_request(request.method, url) + f" with a multipart form (a file upload{f', {size} bytes' if size else ''})"
+    try:
+        content = request.content
+    except httpx.RequestNotRead:
+        content = b""
+    if content:
         try:
-            body = json.loads(request.content)
+            body = json.loads(content)
         except (ValueError, RecursionError):
-            body = request.content.decode(errors="replace")
+            body = content.decode(errors="replace")
     return describe_request(request.method, url, body)
 
 

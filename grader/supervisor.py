@@ -165,8 +165,12 @@ class Supervisor:
     # -- loading -----------------------------------------------------------------------------
 
     def _spec(self) -> dict[str, Any]:
+        # The chapter's outside services: the host relays each port to the socket where the
+        # checks serve it, for every app it starts (see `services` in chapter.toml).
+        services = [{"port": port, "socket": str(self.service_socket(name))}
+                    for name, port in self.chapter.services.items()]
         return {"home": str(self.area / "src"), "cwd": str(self._workdir(0)), "module": self.chapter.app_module,
-                "package": self.chapter.package, "names": self.chapter.names}
+                "package": self.chapter.package, "names": self.chapter.names, "services": services}
 
     def _workdir(self, number: int) -> Path:
         folder = self.area / f"work-{number}"

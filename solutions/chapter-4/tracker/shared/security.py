@@ -1,0 +1,43 @@
+"""Passwords, tokens and the signed-in user."""
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordBearer
+from pwdlib import PasswordHash
+
+from tracker.config import ACCESS_TOKEN_MINUTES, ALGORITHM, SECRET_KEY
+from tracker.models import User
+from tracker.shared.database import SessionDep
+
+password_hash = PasswordHash.recommended()  # Argon2id
+# Verified against when there is no such user, so that both cases take as long.
+DUMMY_HASH = password_hash.hash("not anybody's password")
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+
+
+def create_access_token(user_id: int) -> str:
+    claims = {"sub": str(user_id), "exp": datetime.now(timezone.utc) + timedelta(minutes=ACCESS_TOKEN_MINUTES)}
+    return jwt.encode(claims, SECRET_KEY, algorithm=ALGORITHM)
+
+
+def unauthorized(detail: str) -> HTTPException:
+    # RFC 9110: a 401 names the scheme the client should use.
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], session: SessionDep) -> User:
+    try:
+        claims = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        user_id = int(claims["sub"])
+    except (jwt.InvalidTokenError, ValueError):
+        raise unauthorized("Could not validate the token") from None
+    user = session.get(User, user_id)
+    if user is None:
+        raise unauthorized("Could not validate the token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
