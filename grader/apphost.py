@@ -279,6 +279,19 @@ def relay(port: int, target: str) -> None:
     threading.Thread(target=accept, daemon=True).start()
 
 
+def forget_learner_modules(package: str, home: Path) -> None:
+    """Drop the learner's modules that this process inherited from the host, so that the next
+    import runs their code again, under this process's environment."""
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        try:
+            inside = bool(file) and Path(file).resolve().is_relative_to(home)
+        except (OSError, ValueError):
+            inside = False
+        if name == package or name.startswith(package + ".") or inside:
+            del sys.modules[name]
+
+
 def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -> None:
     """In the forked child: become this check's app process, then serve until killed.
 
@@ -306,6 +319,7 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
     if spec.get("import"):
         home = Path(spec["load"]["home"]).resolve()
         reporter.home = home
+        forget_learner_modules(spec["load"]["package"], home)  # the host's import must not be reused
         loaded = load_module(spec["load"], home)
         if isinstance(loaded, str):
             reporter.report(event="load-error", message=loaded)
@@ -469,6 +483,7 @@ def main() -> None:
                     relayed.add(service["port"])
             home = Path(spec["home"]).resolve()
             os.chdir(spec["cwd"])
+            os.environ.update(spec.get("environment", {}))  # the chapter's settings, read at import
             loaded = load_module(spec, home)
             if isinstance(loaded, str):
                 send(control, load_error=loaded)

@@ -86,6 +86,9 @@ class Chapter:
     #: Outside services the checks run for every app of this chapter, by name: the TCP port on
     #: 127.0.0.1 where the app reaches each (`services = { webhook = 9000 }` in chapter.toml).
     services: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    #: Environment variables of the app's host, set before the learner's module is imported, so
+    #: every app of the run reads its settings from them (`environment = { ... }` in chapter.toml).
+    environment: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def slug(self) -> str:
@@ -155,6 +158,7 @@ def load_chapter(suite_dir: Path) -> Chapter:
         starter=tuple(data.get("starter", ())),
         inherit=data.get("inherit", ""),
         services=dict(data.get("services", {})),
+        environment={str(key): str(value) for key, value in data.get("environment", {}).items()},
     )
 
 

@@ -172,7 +172,7 @@ class CheckClient(httpx.Client):
                     response._content = bytes(content)
         except httpx.TransportError:
             raise self.supervisor.explain_lost(self.app, label, shown) from None
-        if response.status_code >= 500:
+        if response.status_code == 500:  # what an exception the app did not handle becomes
             crash = self.supervisor.crash_report(self.app, str(self.sent))
             if crash is not None:
                 raise AppCrashed(crash + f"\n  sent: {shown}")

@@ -170,7 +170,8 @@ class Supervisor:
         services = [{"port": port, "socket": str(self.service_socket(name))}
                     for name, port in self.chapter.services.items()]
         return {"home": str(self.area / "src"), "cwd": str(self._workdir(0)), "module": self.chapter.app_module,
-                "package": self.chapter.package, "names": self.chapter.names, "services": services}
+                "package": self.chapter.package, "names": self.chapter.names, "services": services,
+                "environment": self.chapter.environment}
 
     def _workdir(self, number: int) -> Path:
         folder = self.area / f"work-{number}"

@@ -1,0 +1,1 @@
+"""Team task tracker: the course's example API."""

@@ -1,0 +1,1 @@
+"""The HTTP endpoints: one APIRouter per module, each with its own tag."""

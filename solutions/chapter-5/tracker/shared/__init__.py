@@ -1,0 +1,1 @@
+"""What the routers share: the database session, sign-in, guards and rate limits, notifications."""
