@@ -526,9 +526,9 @@ def attachment_rows(client) -> int:
 def test_upload_stores_attachment(client):
     owner, project = team(client)
     task = new_task(owner, project["id"])
-    content = bytes(range(256)) * 40 + "naïve ✓".encode()
+    content = bytes(range(256)) * 800 + "naïve ✓".encode()  # 200 KiB: more than one read's worth
     response = upload(owner, task["id"], content, filename="launch plan.pdf")
-    body = expect_status(response, 201, "uploading a 10 KiB file to a task")
+    body = expect_status(response, 201, "uploading a 200 KiB file to a task")
     expect_fields(body, ATTACHMENT_PUBLIC, response, "the attachment")
     for key, value in (("task_id", task["id"]), ("filename", "launch plan.pdf"), ("content_type", "application/pdf"),
                        ("size", len(content))):
