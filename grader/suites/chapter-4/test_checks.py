@@ -37,7 +37,7 @@ PUSH_RESULT = frozenset({"event", "status_code"})
 SESSION_DEPENDENCY = "tracker.shared.database:get_session"  # the statement's table of names
 
 SLOW = 2.0  # the webhook service's delay while changes that notify are answered, in seconds
-CONCURRENT = 20  # pushes sent at once
+CONCURRENT = 12  # pushes sent at once (each holds a pooled database connection: 15 by default)
 DELAY = 1.0  # the webhook service's delay while they wait, in seconds
 MARK = "@grader-async "
 
@@ -481,6 +481,18 @@ def test_assignment_sends_event_and_mail(client, outside):
         raise CheckFailed("No e-mail should go out for changes that give the task to nobody new, nor for an assignee "
                           "who does not exist; the SMTP server received: "
                           + "; ".join(mail.describe() for mail in outside.mail.received()))
+
+    # One failed notification does not stop the others.
+    outside.reset()
+    outside.webhook.behaviour.mode = "close"
+    response = owner.post(url, json={"title": "While the service is down", "assignee_id": bob.id})
+    expect_status(response, 201, "a task created with an assignee while the webhook service is down")
+    mails = _mail_for(outside, bob.email)
+    if [mail.rcpt_tos for mail in mails] != [[bob.email]]:
+        raise CheckFailed("While the webhook service drops every connection, creating a task assigned to "
+                          f"{bob.email} should still e-mail them once (a failed event must not stop the e-mail); "
+                          "the SMTP server received: " + ("; ".join(mail.describe() for mail in mails) or "nothing")
+                          + f".\n{exchange(response)}")
 
 
 def test_completion_sends_event(client, outside):
