@@ -56,6 +56,8 @@ class Progress:
 
     def record(self, slug: str, passed: int, total: int, statuses: dict[str, bool], folder: Path) -> None:
         entry = self.chapter(slug)
+        if entry.get("last", {}).get("path") not in (None, str(folder)):
+            entry["streaks"] = {}  # another folder is another attempt: its hints start at the first rung
         score = {"passed": passed, "total": total, "when": _now(), "path": str(folder)}
         entry["last"] = score
         best = entry.get("best")

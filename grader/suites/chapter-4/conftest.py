@@ -45,6 +45,7 @@ services = _load("services_chapter_4", HERE / "services.py")
 PUSH = ("POST", "/tasks/{task}/push", None)
 contract.PROTECTED = checks_2.PROTECTED = contract.PROTECTED + (PUSH,)
 contract.MEMBERS_ONLY = checks_2.MEMBERS_ONLY = contract.MEMBERS_ONLY + (PUSH,)
+checks_2.DOCUMENTED = checks_2.DOCUMENTED + [("post", "/tasks/{}/push"), ("post", "/tasks/{}/attachments")]
 checks_3.ROUTES = checks_3.ROUTES + [
     ("POST", "/tasks/{task_id}/push", "tasks", "push_task"),
     ("POST", "/tasks/{task_id}/attachments", "tasks", "upload_attachment"),

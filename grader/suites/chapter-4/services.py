@@ -9,6 +9,7 @@ and read what both received.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -53,7 +54,7 @@ class Mail:
 
 @dataclass
 class WebhookBehaviour:
-    mode: str = "ok"  # ok, error (answer `status`), hang (never answer), close (drop the connection)
+    mode: str = "ok"  # ok or error (answer `status`), hang (never answer), close (drop the connection)
     delay: float = 0.0  # seconds to wait before answering, in mode ok and error
     status: int = 200
 
@@ -99,10 +100,11 @@ class WebhookService:
                     return
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
-                status = behaviour.status if behaviour.mode == "error" else 200
-                answer = json.dumps({"received": True}).encode()
+                status = behaviour.status  # in mode ok, a 2xx of the check's choosing
+                answer = b"" if status == 204 else json.dumps({"received": True}).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                if answer:
+                    self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -149,14 +151,33 @@ class WebhookService:
         self.server.server_close()
 
 
+@dataclass
+class MailBehaviour:
+    delay: float = 0.0  # seconds before the server accepts a message's data
+    hang: bool = False  # never accept it: wait until the client gives up and drops the connection
+
+
 class _MailHandler:
-    def __init__(self, inbox: list[Mail], lock: threading.Lock) -> None:
-        self.inbox, self.lock = inbox, lock
+    def __init__(self, service: "MailService") -> None:
+        self.service = service
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        service = self.service
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.inbox.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        started = time.monotonic()
+        service.data_started.set()
+        behaviour = service.behaviour
+        if behaviour.hang:
+            try:
+                await asyncio.sleep(120)
+            except asyncio.CancelledError:  # aiosmtpd cancels the handler when the client hangs up
+                with service._lock:
+                    service.abandoned.append(time.monotonic() - started)
+                raise
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        with service._lock:
+            service.inbox.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
 
@@ -164,16 +185,22 @@ class _MailHandler:
 class MailService:
     path: Path
     inbox: list[Mail] = field(default_factory=list)
+    behaviour: MailBehaviour = field(default_factory=MailBehaviour)
+    abandoned: list[float] = field(default_factory=list)  # seconds from a message's data to the client hanging up
+    data_started: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self.path.unlink(missing_ok=True)
-        self.controller = UnixSocketController(_MailHandler(self.inbox, self._lock), unix_socket=str(self.path))
+        self.controller = UnixSocketController(_MailHandler(self), unix_socket=str(self.path))
         self.controller.start()
 
     def reset(self) -> None:
         with self._lock:
             self.inbox.clear()
+            self.abandoned.clear()
+        self.behaviour = MailBehaviour()
+        self.data_started.clear()
 
     def received(self) -> list[Mail]:
         with self._lock:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from checks_chapter_1 import expect_utc
 from checks_chapter_2 import As, add_member, expect_401, expect_detail, new_task, person, team
 from checks_chapter_3 import *  # noqa: F401,F403 (Chapters 2 and 3's checks, run first: see `inherit`)
 from checks_chapter_3 import quoted
@@ -31,6 +32,7 @@ from grader.harness import (
 
 WEBHOOK_TIMEOUT = 2.0  # seconds: config.WEBHOOK_TIMEOUT in the statement
 MAIL_FROM = "tracker@example.com"
+SMTP_TIMEOUT = 5.0  # seconds: config.SMTP_TIMEOUT
 MAX_ATTACHMENT_BYTES = 1_048_576
 ATTACHMENT_PUBLIC = frozenset({"id", "task_id", "filename", "content_type", "size", "created_at"})
 PUSH_RESULT = frozenset({"event", "status_code"})
@@ -135,6 +137,12 @@ def _push_burst(client, outside, owner, task, probe: bool):
 
 def test_push_delivers_concurrently(client, outside):
     owner, task = push_scene(client)
+    for status in (202, 204):  # any 2xx is success
+        outside.webhook.behaviour.status = status
+        response = owner.post(f"/tasks/{task['id']}/push")
+        body = expect_status(response, 200, f"pushing a task while the outside service answers {status} at once")
+        expect_equal(body, {"event": "task.pushed", "status_code": status}, "the push's answer", response)
+    outside.webhook.reset()
     response, _ = timed(lambda: owner.post(f"/tasks/{task['id']}/push"))
     body = expect_status(response, 200, "pushing a task while the outside service answers at once")
     expect_fields(body, PUSH_RESULT, response, "the push's answer")
@@ -148,16 +156,22 @@ def test_push_delivers_concurrently(client, outside):
     outside.webhook.reset()
 
     results, elapsed, _ = _push_burst(client, outside, owner, task, probe=False)
-    failed = [result for result in results if not isinstance(result, httpx.Response) or result.status_code != 200]
-    if failed or elapsed > DELAY * 3:
-        shown = failed[0] if failed else None
-        what = (shown if isinstance(shown, str) else f"answered {shown.status_code}: {shown.text[:200]}") if failed else ""
+    answered = [result for result in results if isinstance(result, httpx.Response)]
+    ok = [result for result in answered if result.status_code == 200]
+    other = [result for result in answered if result.status_code != 200]
+    unanswered = [result for result in results if not isinstance(result, httpx.Response)]
+    if other or unanswered or elapsed > DELAY * 3:
+        outcome = [f"{len(ok)} were answered 200"]
+        if unanswered:
+            outcome.append(f"{len(unanswered)} got no answer within {DELAY * 3:g} s (the checks stop waiting there)")
+        if other:
+            outcome.append(f"{len(other)} were answered otherwise (one: {other[0].status_code} "
+                           f"{other[0].text[:200]})")
         raise CheckFailed(
             f"{CONCURRENT} pushes sent at once, while the outside service takes {DELAY:g} s to answer each, "
             f"should all be answered 200 in about {DELAY:g} s (the checks allow {DELAY * 3:g} s): waiting on the "
-            f"network must not hold up other requests. They took {elapsed:.1f} s"
-            + (f", and {len(failed)} were not answered 200 (one {what})." if failed else ".")
-            + " A blocking call inside `async def` (requests, httpx.post, time.sleep, smtplib) makes them wait "
+            f"network must not hold up other requests. After {elapsed:.1f} s, " + ", ".join(outcome) + ". "
+            "A blocking call inside `async def` (requests, httpx.post, time.sleep, smtplib) makes them wait "
             "for each other, one after the other.")
     received = outside.webhook.events("task.pushed")
     if len(received) != CONCURRENT:
@@ -176,6 +190,26 @@ def test_event_loop_stays_responsive(client, outside):
             f"{waited} {DELAY * 0.8:g} s. A request that does not touch the outside service must not wait for "
             "those that do: something blocks the event loop (a synchronous HTTP call, time.sleep, or smtplib "
             f"inside `async def`). The pushes took {elapsed:.1f} s in all.")
+    # The e-mail, after the answer: while the SMTP server takes its time, the app still answers.
+    outside.reset()
+    outside.mail.behaviour.delay = 2.0
+    expect_status(owner.post(f"/projects/{task['project_id']}/tasks",
+                             json={"title": "Mail me", "assignee_id": owner.who.id}), 201, "a task assigned to me")
+    if not outside.mail.data_started.wait(5):
+        raise CheckFailed("After a task was assigned, no e-mail reached the SMTP server within 5 s.")
+    with side_client(client, timeout=1.5) as side:
+        began = time.monotonic()
+        try:
+            side.get("/openapi.json")
+            seconds = time.monotonic() - began
+        except httpx.TimeoutException:
+            seconds = float("inf")
+    if seconds > 0.8:
+        raise CheckFailed(
+            "While the SMTP server took 2 s to accept an assignment e-mail, GET /openapi.json "
+            + ("got no answer within 1.5 s" if seconds == float("inf") else f"took {seconds:.2f} s")
+            + " (the checks allow 0.8 s): the e-mail is sent with a blocking call (smtplib) on the event loop. "
+            "Await aiosmtplib instead.")
 
 
 # Beside the app: import it with httpx.AsyncClient watched, run its lifespan through a
@@ -223,6 +257,11 @@ try:
         task = client.post(f"/projects/{project['id']}/tasks", json={"title": "Plan"}, headers=headers).json()
         for _ in range(3):
             statuses.append(client.post(f"/tasks/{task['id']}/push", headers=headers).status_code)
+        # Background work too: an assignment and a completion send events after their answers.
+        me = client.get("/users/me", headers=headers).json()
+        assigned = client.post(f"/projects/{project['id']}/tasks", json={"title": "Mine", "assignee_id": me["id"]},
+                               headers=headers).json()
+        statuses.append(client.patch(f"/tasks/{assigned['id']}", json={"status": "done"}, headers=headers).status_code)
         report["statuses"] = statuses
         phase[0] = "shutdown"
     report["clients"] = [{"phase": when, "closed": one.is_closed} for when, one in made]
@@ -255,9 +294,9 @@ def test_push_uses_one_shared_async_client(outside):
         raise CheckFailed(f"Starting your app with a TestClient and pushing a task three times raised: "
                           f"{report['error']}")
     statuses = report.get("statuses")
-    if statuses != [201, 200, 200, 200]:
-        raise CheckFailed(f"Signing up and pushing a task three times, beside your app, answered {statuses} "
-                          "(expected [201, 200, 200, 200]).")
+    if statuses != [201, 200, 200, 200, 200]:
+        raise CheckFailed(f"Signing up, pushing a task three times and completing an assigned task, beside your app, "
+                          f"answered {statuses} (expected [201, 200, 200, 200, 200]).")
     clients = [item for item in report.get("clients", []) if isinstance(item, dict)]
     by_phase = {when: [item for item in clients if item.get("phase") == when]
                 for when in ("import", "startup", "requests", "shutdown")}
@@ -269,13 +308,14 @@ def test_push_uses_one_shared_async_client(outside):
         raise CheckFailed(f"Your app's startup (its lifespan) made {len(by_phase['startup'])} httpx.AsyncClient(s); "
                           "it should make exactly one, shared by every request.")
     if by_phase["requests"]:
-        raise CheckFailed(f"Three pushes made {len(by_phase['requests'])} new httpx.AsyncClient(s): every push should "
-                          "use the one client the lifespan made (through a dependency, or request.app.state), so "
-                          "that its connections are reused.")
+        raise CheckFailed(f"Three pushes, an assignment and a completion made {len(by_phase['requests'])} new "
+                          "httpx.AsyncClient(s): every call to the outside service, in a push or in a background "
+                          "task, should use the one client the lifespan made (through a dependency, or "
+                          "request.app.state), so that its connections are reused.")
     if not all(item.get("closed") is True for item in by_phase["startup"]):
         raise CheckFailed("After your app shut down, its httpx.AsyncClient was still open: close it in the lifespan "
                           "after `yield` (`async with httpx.AsyncClient(...) as client:` around the yield does it).")
-    if len(outside.webhook.events("task.pushed")) != 3:
+    if len(outside.webhook.events("task.pushed")) != 3:  # the events of the background work are not counted
         raise CheckFailed(f"Three pushes beside your app reached the webhook service "
                           f"{len(outside.webhook.events('task.pushed'))} times.")
 
@@ -355,9 +395,15 @@ def test_database_work_stays_in_def():
 def test_failing_service_gives_502(client, outside):
     owner, task = push_scene(client)
     for mode, status, what in [("error", 500, "answers 500"), ("error", 404, "answers 404"),
+                               ("error", 302, "answers 302 (a redirect is not a 2xx)"),
                                ("close", None, "closes the connection without answering")]:
+        outside.webhook.reset()
         outside.webhook.behaviour.mode, outside.webhook.behaviour.status = mode, status or 200
         response, seconds = timed(lambda: owner.post(f"/tasks/{task['id']}/push"))
+        tries = len(outside.webhook.events())
+        if tries != 1:
+            raise CheckFailed(f"A push while the outside service {what} reached it {tries} times: a push sends the "
+                              f"event once, and answers 502 when it fails (no retries).\n{exchange(response)}")
         expect_status(response, 502, f"a push while the outside service {what}")
         expect_detail(response, f"a push while the outside service {what}")
         if seconds > 1.0:
@@ -497,7 +543,9 @@ def test_assignment_sends_event_and_mail(client, outside):
 
 def test_completion_sends_event(client, outside):
     owner, project = team(client)
-    task = new_task(owner, project["id"], title="Ship it", status="in_progress")
+    task = new_task(owner, project["id"], title="Ship it", status="in_progress", assignee_id=owner.who.id)
+    outside.webhook.wait_for(lambda items: len(items) >= 1, 5)
+    outside.mail.wait_for(lambda mails: len(mails) >= 1, 5)
     outside.reset()
     response = owner.patch(f"/tasks/{task['id']}", json={"status": "done"})
     done = expect_status(response, 200, "marking a task done")
@@ -506,18 +554,58 @@ def test_completion_sends_event(client, outside):
         raise CheckFailed(f"Marking a task done should send one task.completed event; the webhook service received "
                           f"{describe_events(found)}.\n{exchange(response)}")
     expect_event(found[0], "task.completed", done, "a task marked done")
+    time.sleep(0.5)
+    if outside.mail.received():
+        raise CheckFailed("Completing a task sends no e-mail (not even to its assignee); the SMTP server received: "
+                          + "; ".join(mail.describe() for mail in outside.mail.received()))
     outside.reset()
     for change in ({"status": "done"}, {"title": "Shipped"}, {"status": "todo"}, {"status": "in_progress"}):
         expect_status(owner.patch(f"/tasks/{task['id']}", json=change), 200, f"PATCH {json.dumps(change)}")
     new_task(owner, project["id"], title="Done from the start", status="done")
     time.sleep(0.8)
-    if outside.webhook.events():
+    quiet = outside.webhook.events()
+    # One PATCH that gives a task to someone and completes it: assigned first, then completed.
+    other = new_task(owner, project["id"], title="Hand over and finish")
+    me = owner.who.id
+    if not quiet:
+        outside.reset()
+        both = owner.patch(f"/tasks/{other['id']}", json={"assignee_id": me, "status": "done"})
+        expect_status(both, 200, "a PATCH that assigns and completes a task at once")
+        found = outside.webhook.wait_for(lambda items: len(items) >= 2, 8)
+        names = [item.body.get("event") if isinstance(item.body, dict) else None for item in found]
+        if names != ["task.assigned", "task.completed"]:
+            raise CheckFailed(f"A PATCH that assigns and completes a task at once should send task.assigned, then "
+                              f"task.completed; the webhook service received {names}.\n{exchange(both)}")
+        outside.reset()
+    if quiet:
         raise CheckFailed("task.completed is sent only when a PATCH changes a task's status to done: not for a task "
                           "already done, not for other changes, not for a task created done. The webhook service "
-                          f"received: {describe_events(outside.webhook.events())}")
+                          f"received: {describe_events(quiet)}")
     if outside.mail.received():
         raise CheckFailed("Completing a task sends no e-mail; the SMTP server received: "
                           + "; ".join(mail.describe() for mail in outside.mail.received()))
+
+
+def test_mail_gives_up_after_its_timeout(client, outside):
+    owner, project, bob, _ = assignment_scene(client)
+    outside.mail.behaviour.hang = True
+    response = owner.post(f"/projects/{project['id']}/tasks", json={"title": "Into the void", "assignee_id": bob.id})
+    expect_status(response, 201, "a task assigned while the SMTP server never accepts a message")
+    started = time.monotonic()
+    while not outside.mail.abandoned and time.monotonic() - started < SMTP_TIMEOUT + 4:
+        time.sleep(0.05)
+    if not outside.mail.abandoned:
+        raise CheckFailed(f"The SMTP server accepted the connection and never answered the message; your app was "
+                          f"still waiting {SMTP_TIMEOUT + 4:g} s later. Give the SMTP client SMTP_TIMEOUT "
+                          f"({SMTP_TIMEOUT:g} s): `aiosmtplib.send(..., timeout=SMTP_TIMEOUT)`.")
+    waited = outside.mail.abandoned[0]
+    if not SMTP_TIMEOUT - 1.5 <= waited <= SMTP_TIMEOUT + 2:
+        raise CheckFailed(f"Your app gave up on an SMTP server that never answered after {waited:.1f} s; the "
+                          f"statement's SMTP_TIMEOUT is {SMTP_TIMEOUT:g} s (the checks allow "
+                          f"{SMTP_TIMEOUT - 1.5:g} to {SMTP_TIMEOUT + 2:g} s).")
+    outside.reset()
+    task = body_of(response)
+    expect_status(owner.post(f"/tasks/{task['id']}/push"), 200, "a push after the SMTP server hung")
 
 
 # --- Task 3: attachments ----------------------------------------------------------------------------
@@ -545,6 +633,7 @@ def test_upload_stores_attachment(client):
     for key, value in (("task_id", task["id"]), ("filename", "launch plan.pdf"), ("content_type", "application/pdf"),
                        ("size", len(content))):
         expect_equal(body.get(key), value, f"the attachment's {key}", response)
+    expect_utc(body.get("created_at"), "the attachment's created_at", response)
     download = owner.get(f"/tasks/{task['id']}/attachments/{body['id']}")
     expect_file(download, "downloading the file just uploaded")
     if download.content != content:
@@ -626,10 +715,12 @@ def test_push_and_uploads_count_as_writes(client, outside):
     owner, project = team(client)
     task = new_task(owner, project["id"])
     used, limit = 2, 100  # the project and the task
+    first = None
     while used < limit:
         if used % 3 == 0:
             response = upload(owner, task["id"], b"note %d" % used, filename="n.txt", content_type="text/plain")
-            expect_status(response, 201, f"write {used + 1} of {limit} (an upload) within 10 seconds")
+            stored = expect_status(response, 201, f"write {used + 1} of {limit} (an upload) within 10 seconds")
+            first = first or stored
         else:
             response = owner.post(f"/tasks/{task['id']}/push")
             expect_status(response, 200, f"write {used + 1} of {limit} (a push) within 10 seconds")
@@ -638,3 +729,5 @@ def test_push_and_uploads_count_as_writes(client, outside):
                            (upload(owner, task["id"], b"late"), "an upload")]:
         expect_status(response, 429, f"{what} after {limit} writes within 10 seconds (pushes and uploads are writes)")
     expect_status(owner.get(f"/tasks/{task['id']}"), 200, "a read after the limit (reads are not limited)")
+    expect_file(owner.get(f"/tasks/{task['id']}/attachments/{first['id']}"),
+                "a download after the limit (a download is a read, not limited)")
