@@ -21,7 +21,7 @@ from pathlib import Path
 from grader.catalogue import Chapter, UsageError, course_root
 from grader.progress import state_dir
 
-PATTERNS = ("__pycache__", "*.pyc", ".pytest_cache", "*.db", ".ipynb_checkpoints")
+PATTERNS = ("__pycache__", "*.pyc", ".pytest_cache", ".import_linter_cache", "*.db", ".ipynb_checkpoints")
 IGNORED = shutil.ignore_patterns(*PATTERNS)
 
 
