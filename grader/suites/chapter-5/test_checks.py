@@ -232,7 +232,7 @@ BAD_STARTS = [
     ({"TRACKER_WEBHOOK_TIMEOUT": "0"}, "TRACKER_WEBHOOK_TIMEOUT", "a webhook timeout of 0 seconds"),
     ({"TRACKER_MAIL_FROM": "nobody"}, "TRACKER_MAIL_FROM", "a sender that is not an e-mail address"),
     ({"TRACKER_WRITE_LIMIT": "lots"}, "TRACKER_WRITE_LIMIT", "a write limit that is not a rate limit"),
-    ({"TRACKER_MAX_ATTACHMENT_BYTES": "-1"}, "TRACKER_MAX_ATTACHMENT_BYTES", "a negative attachment limit"),
+    ({"TRACKER_MAX_ATTACHMENT_BYTES": "0"}, "TRACKER_MAX_ATTACHMENT_BYTES", "an attachment limit of 0 bytes"),
 ]
 GOOD_STARTS = [
     ({}, "development with every default"),
