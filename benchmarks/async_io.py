@@ -183,8 +183,10 @@ def free_socket() -> socket.socket:
 
 
 def server_config(app) -> uvicorn.Config:
+    # Keep-alive well beyond any pause of the measurement: with uvicorn's default of 5 s, a user's
+    # idle connection can be closed just as it sends its next request ("Server disconnected").
     return uvicorn.Config(app, loop="asyncio", http="h11", log_level="warning", access_log=False,
-                          timeout_graceful_shutdown=5)
+                          timeout_graceful_shutdown=5, timeout_keep_alive=300)
 
 
 def in_debug_mode(app, slow: float = 0.15):
