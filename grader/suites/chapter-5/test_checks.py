@@ -561,7 +561,7 @@ print("\n" + mark + json.dumps(report), flush=True)
 
 def test_create_app_takes_settings():
     key = "own-" + secrets.token_urlsafe(32)
-    report = script_report(run_in_app(OWN_SETTINGS, key, MARK), "Building apps with create_app(Settings(...))")
+    report = script_report(run_in_app(OWN_SETTINGS, key, MARK, timeout=35), "Building apps with create_app(Settings(...))")
     if not isinstance(report, dict):
         raise CheckFailed("What your app's side reported about create_app(settings) could not be read.")
     if isinstance(report.get("error"), str):
