@@ -270,6 +270,32 @@ def run_in_app(script: str, *args: str, timeout: float | None = None) -> Ran:
     return Ran(status, process.output.text())
 
 
+SCRIPT_MARK = "@grader-"  # every line a script beside the app reports on starts with its own @grader-... mark
+QUOTED_LINES = 14  # lines of the learner's side quoted in a failure
+
+
+def quoted(text: str, lines: int = QUOTED_LINES) -> str:
+    """Output of the learner's side, indented: its last `lines` lines, without the scripts' reports."""
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith(SCRIPT_MARK)][-lines:]
+    return "\n".join("    | " + line[:200] for line in kept) or "    (no output)"
+
+
+def script_report(ran: Ran, mark: str, what: str, shape: type = dict) -> Any:
+    """What a script beside the app reported: the JSON on its last line that starts with `mark`,
+    of type `shape`. A script that was stopped at its time limit, or printed no such report,
+    fails the check with `what` ("Importing tracker.main", ...) and the end of its output."""
+    if ran.status is None:
+        raise CheckFailed(f"{what} beside your app did not finish in time.\n{quoted(ran.output)}")
+    found = [line for line in ran.output.splitlines() if line.startswith(mark)]
+    try:
+        report = json.loads(found[-1][len(mark):]) if found else None
+    except (ValueError, RecursionError):
+        report = None
+    if not isinstance(report, shape):
+        raise CheckFailed(f"{what} beside your app failed (exit status {ran.status}):\n{quoted(ran.output)}")
+    return report
+
+
 _VALUE_MARK = "@grader-value "
 _READ_VALUE = (
     "import importlib, json, sys\n"

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from checks_chapter_1 import (
     CHANGES,
@@ -532,7 +532,7 @@ def test_non_members_see_404_everywhere(client):
         response = stranger.request(method, fill(path, ids), json=fill(body, ids))
         expect_status(response, 404, f"{method} {path} by a signed-in user who is not a member: to them the "
                       "project and its tasks do not exist")
-        expect_equal(body_of(response), nothing, f"the 404 body for a project that is not theirs (the same as for "
+        expect_equal(body_of(response), nothing, "the 404 body for a project that is not theirs (the same as for "
                      "one that does not exist)", response)
     response = owner.get(f"/projects/{ids['project']}/tasks")
     tasks = expect_list(response, "the project's tasks after the strangers' attempts")

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from checks_chapter_2 import *  # noqa: F401,F403 (Chapter 2's checks, run first: see `inherit`)
-from grader.harness import CheckFailed, describe_request, expect_status, learner_file, run_in_app
+from grader.harness import (
+    CheckFailed, describe_request, expect_status, learner_file, quoted, run_in_app, script_report,
+)
 
 SUITE = Path(__file__).parent
 
@@ -152,30 +154,14 @@ lint_imports_command()
 # --- Helpers ------------------------------------------------------------------------------------
 
 
-def quoted(text: str, lines: int = LINES_SHOWN) -> str:
-    """Output of the learner's side, indented, its last `lines` lines."""
-    kept = [line for line in text.splitlines() if line.strip() and not line.startswith(MARK)][-lines:]
-    return "\n".join("    | " + line[:200] for line in kept) or "    (no output)"
-
-
 @pytest.fixture(scope="module")
 def observed():
     """What OBSERVE reports, run once for the checks that need it; or the CheckFailed that
     says why there is nothing to report (raised by each of them)."""
-    ran = run_in_app(OBSERVE, MARK)
-    found = [line for line in ran.output.splitlines() if line.startswith(MARK)]
-    if ran.status is None:
-        return CheckFailed(f"Importing tracker.main beside your app did not finish in time.\n{quoted(ran.output)}")
-    if ran.status != 0 or not found:
-        return CheckFailed(f"Importing tracker.main beside your app failed (exit status {ran.status}):\n"
-                           f"{quoted(ran.output)}")
     try:
-        facts = json.loads(found[-1][len(MARK):])
-    except (ValueError, RecursionError):
-        facts = None
-    if not isinstance(facts, dict):
-        return CheckFailed("What your app's side reported about tracker.main could not be read.")
-    return facts
+        return script_report(run_in_app(OBSERVE, MARK), MARK, "Importing tracker.main")
+    except CheckFailed as failure:
+        return failure
 
 
 def part(observed, name: str) -> dict:

@@ -18,7 +18,6 @@ import httpx
 from checks_chapter_1 import expect_utc
 from checks_chapter_2 import As, add_member, expect_401, expect_detail, new_task, person, team
 from checks_chapter_3 import *  # noqa: F401,F403 (Chapters 2 and 3's checks, run first: see `inherit`)
-from checks_chapter_3 import quoted
 from grader.harness import (
     CheckFailed,
     app_database,
@@ -28,6 +27,7 @@ from grader.harness import (
     expect_fields,
     expect_status,
     run_in_app,
+    script_report,
 )
 
 WEBHOOK_TIMEOUT = 2.0  # seconds: config.WEBHOOK_TIMEOUT in the statement
@@ -272,21 +272,9 @@ print("\n" + sys.argv[-1] + json.dumps(report), flush=True)
 '''
 
 
-def _report(ran, what: str) -> dict:
-    found = [line for line in ran.output.splitlines() if line.startswith(MARK)]
-    if ran.status is None:
-        raise CheckFailed(f"{what} beside your app did not finish in time.\n{quoted(ran.output)}")
-    try:
-        report = json.loads(found[-1][len(MARK):]) if found else None
-    except (ValueError, RecursionError):
-        report = None
-    if not isinstance(report, dict):
-        raise CheckFailed(f"{what} beside your app failed (exit status {ran.status}):\n{quoted(ran.output)}")
-    return report
-
-
 def test_push_uses_one_shared_async_client(outside):
-    report = _report(run_in_app(CLIENTS, "tracker.main", MARK), "Starting your app with a TestClient and pushing a task")
+    report = script_report(run_in_app(CLIENTS, "tracker.main", MARK), MARK,
+                           "Starting your app with a TestClient and pushing a task")
     if report.get("push_async") != [True]:
         raise CheckFailed("POST /tasks/{task_id}/push should be one route whose function is `async def` (it waits "
                           f"on the network and nothing else); found: {report.get('push_async')} (True: async def).")
@@ -369,7 +357,7 @@ print("\n" + sys.argv[-1] + json.dumps(report), flush=True)
 
 
 def test_database_work_stays_in_def():
-    report = _report(run_in_app(SESSION_USERS, SESSION_DEPENDENCY, "tracker.main", MARK),
+    report = script_report(run_in_app(SESSION_USERS, SESSION_DEPENDENCY, "tracker.main", MARK), MARK,
                      "Looking at your app's routes and dependencies")
     if isinstance(report.get("error"), str):
         raise CheckFailed(f"Looking for {SESSION_DEPENDENCY} and the functions that depend on it, beside your app, "

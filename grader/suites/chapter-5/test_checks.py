@@ -15,11 +15,10 @@ import time
 import jwt
 
 from checks_chapter_2 import As, add_member, log_in, new_task, person
-from checks_chapter_3 import quoted
 from checks_chapter_4 import *  # noqa: F401,F403 (the earlier chapters' checks, run first: see `inherit`)
 from checks_chapter_4 import push_scene, upload
 from grader import harness
-from grader.harness import CheckClient, CheckFailed, expect_status, learner_file, run_in_app
+from grader.harness import CheckClient, CheckFailed, expect_status, learner_file, quoted, run_in_app, script_report
 
 MARK = "@grader-settings "
 OTHER_SMTP_PORT = 2525  # a second SMTP server (`smtp-alt` in chapter.toml's services)
@@ -91,25 +90,12 @@ print("\n" + mark + json.dumps(reports), flush=True)
 '''
 
 
-def script_report(ran, what: str):
-    found = [line for line in ran.output.splitlines() if line.startswith(MARK)]
-    if ran.status is None:
-        raise CheckFailed(f"{what} beside your app did not finish in time.\n{quoted(ran.output)}")
-    try:
-        report = json.loads(found[-1][len(MARK):]) if found else None
-    except (ValueError, RecursionError):
-        report = None
-    if report is None:
-        raise CheckFailed(f"{what} beside your app failed (exit status {ran.status}):\n{quoted(ran.output)}")
-    return report
-
-
 def read_settings(*steps) -> list[dict]:
     for step in steps:
         step.setdefault("fields", list(DEFAULTS))
-    reports = script_report(run_in_app(READ_SETTINGS, json.dumps(list(steps)), MARK),
-                            "Reading tracker.config.Settings()")
-    if not isinstance(reports, list) or len(reports) != len(steps):
+    reports = script_report(run_in_app(READ_SETTINGS, json.dumps(list(steps)), MARK), MARK,
+                            "Reading tracker.config.Settings()", shape=list)
+    if len(reports) != len(steps):
         raise CheckFailed("What your app's side reported about its settings could not be read.")
     for step, report in zip(steps, reports):
         if not isinstance(report, dict):
@@ -270,9 +256,9 @@ GOOD_STARTS = [
 
 
 def start_up(cases: list[dict]) -> list[dict]:
-    results = script_report(run_in_app(START_UP, json.dumps(cases), "tracker.main", MARK, timeout=50),
-                            "Starting Python once per environment and importing tracker.main")
-    if not isinstance(results, list) or len(results) != len(cases) or not all(isinstance(r, dict) for r in results):
+    results = script_report(run_in_app(START_UP, json.dumps(cases), "tracker.main", MARK, timeout=50), MARK,
+                            "Starting Python once per environment and importing tracker.main", shape=list)
+    if len(results) != len(cases) or not all(isinstance(r, dict) for r in results):
         raise CheckFailed("What your app's side reported about its start-ups could not be read.")
     return results
 
@@ -356,11 +342,11 @@ except BaseException as error:
 def test_secrets_are_never_shown():
     secret = "never-show-" + secrets.token_urlsafe(24)
     dsn = "https://" + secrets.token_hex(16) + "@errors.example.org/42"
-    report = script_report(run_in_app(SECRET_SHOWN, secret, dsn, MARK), "Importing your app with a secret of the "
-                           "check's own and using it")
-    if isinstance(report, dict) and isinstance(report.get("error"), str):
+    report = script_report(run_in_app(SECRET_SHOWN, secret, dsn, MARK), MARK,
+                           "Importing your app with a secret of the check's own and using it")
+    if isinstance(report.get("error"), str):
         raise CheckFailed(f"Importing your app in production with a good secret and using it raised: {report['error']}")
-    found = report.get("found") if isinstance(report, dict) else None
+    found = report.get("found")
     if not isinstance(found, list) or len(report.get("looked", [])) < 6:
         raise CheckFailed("What your app's side reported about where secrets show could not be read.")
     if found:
@@ -500,9 +486,7 @@ print("\n" + mark + json.dumps(report), flush=True)
 
 
 def test_database_url_takes_effect():
-    report = script_report(run_in_app(DATABASE_URL, MARK), "Importing your app with TRACKER_DATABASE_URL set")
-    if not isinstance(report, dict):
-        raise CheckFailed("What your app's side reported about its database could not be read.")
+    report = script_report(run_in_app(DATABASE_URL, MARK), MARK, "Importing your app with TRACKER_DATABASE_URL set")
     if isinstance(report.get("error"), str):
         raise CheckFailed(f"Importing your app with TRACKER_DATABASE_URL=sqlite:///./data/chosen.db and signing up "
                           f"raised: {report['error']}")
@@ -561,9 +545,8 @@ print("\n" + mark + json.dumps(report), flush=True)
 
 def test_create_app_takes_settings():
     key = "own-" + secrets.token_urlsafe(32)
-    report = script_report(run_in_app(OWN_SETTINGS, key, MARK, timeout=35), "Building apps with create_app(Settings(...))")
-    if not isinstance(report, dict):
-        raise CheckFailed("What your app's side reported about create_app(settings) could not be read.")
+    report = script_report(run_in_app(OWN_SETTINGS, key, MARK, timeout=35), MARK,
+                           "Building apps with create_app(Settings(...))")
     if isinstance(report.get("error"), str):
         raise CheckFailed(f"Building an app with create_app(Settings(environment='test', secret_key=..., "
                           f"access_token_minutes=3, login_limit='2 per minute')) and signing in raised: {report['error']}")
