@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -117,11 +117,23 @@ class Chapter:
         )
 
 
+def _toml(path: Path) -> dict:
+    """A suite's TOML file, parsed once per process for as long as the file is unchanged: one
+    `grader check` asks for its chapter (and the chapters it inherits) many times. Read-only."""
+    stat = path.stat()
+    return _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _parsed(path: str, mtime_ns: int, size: int) -> dict:
+    return tomllib.loads(Path(path).read_text())
+
+
 def _check_entries(suite_dir: Path) -> list[dict]:
     """A suite's [[check]] tables, with `like = "chapter-N"` filled in from that chapter's
     check of the same name (the keys a check gives itself win)."""
     entries = []
-    for item in tomllib.loads((suite_dir / "chapter.toml").read_text())["check"]:
+    for item in _toml(suite_dir / "chapter.toml")["check"]:
         if "like" in item:
             model = {entry["name"]: entry for entry in _check_entries(suite_dir.parent / item["like"])}
             if item["name"] not in model:
@@ -139,7 +151,7 @@ def _check(item: dict, inherited: bool = False) -> Check:
 
 
 def load_chapter(suite_dir: Path) -> Chapter:
-    data = tomllib.loads((suite_dir / "chapter.toml").read_text())
+    data = _toml(suite_dir / "chapter.toml")
     number = int(suite_dir.name.removeprefix("chapter-"))
     # `inherit = "chapter-N"`: that chapter's checks run here first, unchanged (a chapter that
     # restructures code keeps every earlier rule); they pass on this chapter's starter.
@@ -170,12 +182,9 @@ def all_chapters() -> list[Chapter]:
 def find_chapter(name: str) -> Chapter:
     """Accept `chapter-4`, `4` or `chapter4`."""
     match = re.fullmatch(r"(?:chapter-?)?(\d+)", name.strip().lower())
-    chapters = all_chapters()
-    if match:
-        for chapter in chapters:
-            if chapter.number == int(match.group(1)):
-                return chapter
-    known = ", ".join(chapter.slug for chapter in chapters) or "none"
+    if match and (SUITES / f"chapter-{int(match.group(1))}" / "chapter.toml").exists():
+        return load_chapter(SUITES / f"chapter-{int(match.group(1))}")
+    known = ", ".join(chapter.slug for chapter in all_chapters()) or "none"
     raise UsageError(f"There is no chapter {name!r}. Chapters with checks: {known}.")
 
 
