@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -131,8 +132,11 @@ class ConsoleReport:
             self._print(self._paint(f"Note: your app ran without a sandbox: {run.sandbox_detail}.", "33"))
         self._print()
         self._print(self._paint(line, "32;1" if run.all_passed else "1"))
-        if run.all_passed:
+        if run.done:
             self._print(f"Chapter {run.chapter.number} is done. Well done!")
+        elif run.all_passed:
+            self._print(f"These checks pass. For the chapter's score, run all {len(run.chapter.checks)}: "
+                        f"`grader check {run.chapter.slug}`.")
         elif run.load_problem is None and run.integrity_problem is None:
             self._print(next_step or f"Fix the first failing check, then run `grader check {run.chapter.slug}` again.")
 
@@ -192,9 +196,116 @@ def from_json(data: dict, chapter: Chapter) -> RunResult:
                      sandbox_detail=data.get("sandbox_detail", ""))
 
 
-def write_json(run: RunResult, path: Path) -> None:
+def console_text(run: RunResult) -> str:
+    """What `grader check --no-hints` prints for this run, without colour: the text that goes to
+    an autograder's learner-facing output (the hint ladder stays out, as it would give answers
+    away to a learner who has not asked for them)."""
+    stream = io.StringIO()
+    report = ConsoleReport(stream=stream, colour=False, hints=False)
+    report.start(run.chapter, run.learner_dir, len(run.results))
+    for result in run.results:
+        report.result(result)
+    if run.load_problem:
+        report.load_problem(run.chapter, run.load_problem)
+    if run.integrity_problem:
+        report.integrity_problem(run.integrity_problem)
+    report.summary(run)
+    return stream.getvalue()
+
+
+def _points(run: RunResult) -> list[int]:
+    """One point per check that passed (every check states one rule, and no rule is worth more
+    than another); none at all when the app could not be loaded or the run cannot be trusted."""
+    if run.load_problem or run.integrity_problem:
+        return [0] * len(run.results)
+    return [int(result.passed) for result in run.results]
+
+
+def _why_zero(run: RunResult) -> str | None:
+    """The reason a run earns nothing whatever its checks say, in a sentence for the learner."""
+    if run.integrity_problem:
+        return f"This run cannot be trusted, so it earns no score. {run.integrity_problem}"
+    if run.load_problem:
+        return f"Your app could not be loaded, so no check could run. {run.load_problem}"
+    return None
+
+
+def as_gradescope(run: RunResult) -> dict:
+    """Gradescope's `results.json` (its autograder specification): a top-level score, and one
+    test per check with its score, `max_score`, `status` and output. Every text is marked as
+    plain text, since messages quote what the learner's app sent; the whole `grader-result/1`
+    record goes in `extra_data` for whoever audits the grade (its fingerprint above all)."""
+    points = _points(run)
+    return {
+        "score": sum(points),
+        "execution_time": max(1, round(run.seconds)),
+        "output": console_text(run),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "extra_data": {"grader_result": as_json(run)},
+        "tests": [
+            {
+                "name": f"{result.check.title} [{result.check.name}]",
+                "number": f"{run.chapter.number}.{index}",
+                "score": point,
+                "max_score": 1,
+                "status": "passed" if point else "failed",
+                "output": result.message,
+                "tags": [run.chapter.slug, result.status],
+            }
+            for index, (result, point) in enumerate(zip(run.results, points), start=1)
+        ],
+    }
+
+
+def as_prairielearn(run: RunResult) -> dict:
+    """PrairieLearn's external-grading `results.json`: `score` from 0 to 1, a message, and one
+    test per check with `points` out of `max_points`.
+
+    `gradable` is false only when the grader's own checks were changed (an integrity problem):
+    then the submission was never judged, and PrairieLearn neither scores it nor counts the
+    attempt. An app that does not load is the learner's work judged: gradable, with 0 points.
+    """
+    points = _points(run)
+    why = _why_zero(run)
+    total = len(run.results)
+    data = {
+        "gradable": run.integrity_problem is None,
+        "score": round(sum(points) / total, 4) if total else 0.0,
+        "message": why or score_line(run),
+        "output": console_text(run),
+        "tests": [
+            {
+                "name": result.check.name,
+                "description": result.check.title,
+                "points": point,
+                "max_points": 1,
+                "message": "Passed." if point else f"{result.status.replace('-', ' ').capitalize()}.",
+                "output": result.message,
+            }
+            for result, point in zip(run.results, points)
+        ],
+    }
+    if run.integrity_problem:
+        data["format_errors"] = [run.integrity_problem]
+    return data
+
+
+#: What `grader check --json FILE --format NAME` writes: the grader's own record, or the
+#: results file another grading system reads.
+FORMATS: dict[str, Callable[[RunResult], dict]] = {
+    "grader": as_json,
+    "gradescope": as_gradescope,
+    "prairielearn": as_prairielearn,
+}
+
+
+def write_json(run: RunResult, path: Path, format: str = "grader") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(as_json(run), indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(FORMATS[format](run), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_junit(run: RunResult, path: Path) -> None:
