@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     check = graded("check", "grade a chapter's exercise")
     check.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
+    check.add_argument("--format", choices=("grader", "gradescope", "prairielearn"), default="grader",
+                       help="the shape of the --json file: the grader's own (default), Gradescope's results.json "
+                            "or PrairieLearn's external-grading results.json")
     check.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="time limit for each request (default: 3)")
     check.add_argument("--no-hints", action="store_true", help="show what failed, without hints")
@@ -62,6 +65,24 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="the course's self-test: solutions pass, starters and mutants fail")
     verify.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapters to verify (default: all)")
+
+    report = commands.add_parser("report", help="your results in every chapter as one file, to hand in")
+    report.add_argument("--name", help="your name as the facilitator knows it (default: git's user.name)")
+    report.add_argument("--out", type=Path, metavar="FILE", help="where to write it (default: grader-report-NAME.json)")
+
+    batch = commands.add_parser("batch", help="grade many learners' folders or repositories for one chapter")
+    batch.add_argument("chapter", metavar="CHAPTER", help="chapter-1, or just 1")
+    batch.add_argument("sources", nargs="+", metavar="SOURCE",
+                       help="a learner's folder, a folder of them, or a git repository (a path or a URL)")
+    batch.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder for the reports, one each")
+    batch.add_argument("--workers", type=int, metavar="N",
+                       help="submissions graded at once (default: twice the cores)")
+    batch.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                       help="time limit for each request (default: 3)")
+
+    summary = commands.add_parser("summary", help="a table and a heatmap of a folder of reports")
+    summary.add_argument("folder", type=Path, metavar="DIR", help="the folder holding the reports")
+    summary.add_argument("--html", type=Path, metavar="FILE", help="also write the summary as one HTML page")
     return parser
 
 
@@ -77,7 +98,7 @@ def cmd_list() -> int:
 
 
 def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=None, junit_file=None, hints=True,
-           record=True):
+           record=True, json_format="grader"):
     """Run, report to the console, remember the score (unless `record` is off), write result files."""
     from grader.progress import Progress
     from grader.report import ConsoleReport, write_json, write_junit
@@ -96,7 +117,7 @@ def _grade(runner, chapter: Chapter, folder: Path, next_step: str, json_file=Non
     if record:
         progress.record_run(run)
     if json_file:
-        write_json(run, json_file)
+        write_json(run, json_file, json_format)
     if junit_file:
         write_junit(run, junit_file)
     return run
@@ -129,6 +150,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from grader.runner import Runner, stop_on_signals, visible
 
     chapter = find_chapter(args.chapter)
+    if args.format != "grader" and args.json is None:
+        raise UsageError(f"--format {args.format} says how to write the --json file, and there is none: "
+                         "add --json FILE (for example --json results.json).")
     folder = learner_folder(chapter, args.path)
     limits = _limits(args)
     stop_on_signals()  # once the command is known to run: a usage error needs no orderly ending
@@ -138,7 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     only = [chapter.check(name) for name in args.only] if args.only else None
     runner = Runner(chapter, folder, limits, only=only)
     run = _grade(runner, chapter, folder, next_step, args.json, args.junit,
-                 hints=not args.no_hints, record=not args.no_record)
+                 hints=not args.no_hints, record=not args.no_record, json_format=args.format)
     return EXIT_OK if run.all_passed else EXIT_FAILED
 
 
@@ -264,6 +288,76 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from grader.classroom import NOT_TRIED, default_name, file_name, learner_report, write_report
+    from grader.runner import visible
+
+    name = (args.name if args.name is not None else default_name()).strip()
+    if not name:
+        raise UsageError("--name must not be empty.")
+    report = learner_report(name)
+    out = (args.out or Path(f"grader-report-{file_name(name)}.json")).expanduser()
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; --out names the report's file.")
+    for slug, entry in report["chapters"].items():
+        if entry["status"] == NOT_TRIED:
+            print(f"{slug:<11} not tried yet")
+            continue
+        score = entry["result"]["score"]
+        print(f"{slug:<11} {score['passed']}/{score['total']} checks passed (run {_when(entry['when'])})")
+    write_report(report, out)
+    print(f"Wrote the report of {visible(name)} to {visible(str(out))}: hand this file in.")
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from grader.classroom import GRADED, batch
+    from grader.runner import visible
+
+    chapter = find_chapter(args.chapter)
+    workers = args.workers if args.workers is not None else 2 * (os.cpu_count() or 1)
+    if workers < 1:
+        raise UsageError("--workers must be at least 1.")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"{args.out} is a file; --out names the folder for the reports.")
+    from grader.runner import stop_on_signals
+
+    stop_on_signals()  # SIGTERM and SIGHUP end the batch as Ctrl-C does: the reports written so far stay
+    started = time.monotonic()
+    reports = batch(chapter, args.sources, args.out, workers, args.timeout)
+    entries = [report["chapters"][chapter.slug] for report in reports]
+    graded = [entry["result"] for entry in entries if entry["status"] == GRADED]
+    passed = sum(result["score"]["passed"] == result["score"]["total"] and not result["load_problem"]
+                 for result in graded)
+    print(f"\nGraded {len(graded)} of {len(reports)} submission(s) of {chapter.slug} in "
+          f"{time.monotonic() - started:.0f} s with {workers} at once: {passed} passed every check, "
+          f"{len(graded) - passed} did not, {len(reports) - len(graded)} could not be graded.")
+    print(f"Reports in {visible(str(args.out))}; `grader summary {visible(str(args.out))}` sums them up.")
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from grader.classroom import print_summary, summarise, summary_html
+    from grader.runner import visible
+
+    if not args.folder.is_dir():
+        raise UsageError(f"There is no folder {args.folder}; give the folder that holds the reports.")
+    summary = summarise(args.folder)
+    print_summary(summary)
+    if args.html:
+        if args.html.is_dir():
+            raise UsageError(f"{args.html} is a folder; --html names the page's file.")
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(summary_html(summary), encoding="utf-8")
+        print(f"\nWrote {visible(str(args.html))}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -278,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         "progress": lambda: cmd_progress(),
         "doctor": lambda: cmd_doctor(),
         "verify": lambda: cmd_verify(args),
+        "report": lambda: cmd_report(args),
+        "batch": lambda: cmd_batch(args),
+        "summary": lambda: cmd_summary(args),
     }
     if args.command not in commands:
         parser.print_help()

@@ -3,7 +3,9 @@ failed in a row (which decides when a hint grows into a fuller explanation).
 
 Kept in one file, `.grader/progress.json` at the root of the clone (ignored by git), or in
 `$XDG_STATE_HOME/fastapi-course-grader/` when the grader runs outside a clone
-(`GRADER_STATE_DIR` overrides both). Backups made by `grader reset` live beside it.
+(`GRADER_STATE_DIR` overrides both). Backups made by `grader reset` live beside it, and so
+does the whole result of each chapter's latest full run (`runs/chapter-N.json`), which
+`grader report` gathers into the learner's report.
 """
 
 from __future__ import annotations
@@ -84,6 +86,33 @@ class Progress:
         if len(run.results) != len(run.chapter.checks):
             return  # a run of some checks only (--only) is not a score for the chapter
         self.record(run.chapter.slug, run.passed, len(run.chapter.checks), statuses, run.learner_dir)
+        self.keep_last_run(run)
+
+    def last_run_path(self, slug: str) -> Path:
+        return self.path.parent / "runs" / f"{slug}.json"
+
+    def keep_last_run(self, run: "RunResult") -> None:
+        """Keep the whole result of the chapter's latest full run, for `grader report`: a learner's
+        report is then made offline, in an instant, from runs the learner saw."""
+        from grader.report import as_json  # report imports the runner, which this module must not
+
+        data = {"when": _now(), "result": as_json(run)}
+        try:
+            path = self.last_run_path(run.chapter.slug)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            temporary.replace(path)
+        except OSError:
+            pass  # as in save(): a read-only state folder forgets, it does not fail the check
+
+    def last_run(self, slug: str) -> dict[str, Any] | None:
+        """The chapter's latest full run as `keep_last_run` wrote it ({"when", "result"}), if any."""
+        try:
+            data = json.loads(self.last_run_path(slug).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("result"), dict) else None
 
     def save(self) -> None:
         try:
