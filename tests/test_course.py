@@ -53,40 +53,23 @@ def test_notebooks_match_their_stored_outputs():
          "--nbval-sanitize-with", str(ROOT / "book" / "nbval-sanitize.cfg"), *map(str, NOTEBOOKS)])
 
 
-def find_chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.fail("The browser check needs Chromium: `sudo apt-get install chromium` (Debian/Ubuntu).")
-
-
-def rendered_text(page: Path, tmp_path: Path) -> str:
-    """The page's DOM after a real browser has loaded it (scripts and styles included)."""
-    result = run([find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
-                  "--dump-dom", page.as_uri()], timeout=120)
-    return result.stdout
-
-
-def test_book_builds_with_warnings_as_errors_and_shows_executed_outputs(tmp_path):
-    run([str(Path(sys.executable).with_name("jupyter-book")), "build", "--warningiserror", "--keep-going",
-         "--path-output", str(tmp_path), str(ROOT)])
-    html = tmp_path / "_build" / "html"
-    walkthrough = rendered_text(html / "book" / "chapter-1" / "validation.html", tmp_path)
+def test_book_builds_with_warnings_as_errors_and_shows_executed_outputs(book_html, site):
+    """The strict build itself is the `book_html` fixture (tests/conftest.py), shared with the browser tests
+    of tests/test_book_in_browser.py; here, three pages as the browser rendered them."""
+    walkthrough = site.html_of("book/chapter-1/validation.html")
     assert walkthrough.count('class="cell_output') >= 10, "the walk-through shows too few executed outputs"
     assert "string_too_short" in walkthrough  # a 422 body, as the executed cell printed it
     assert "Exercise" in walkthrough  # the navigation leads on to the exercise
-    starting = rendered_text(html / "book" / "starting-api.html", tmp_path)
+    starting = site.html_of("book/starting-api.html")
     assert "hashed_password" in starting and "cell_output" in starting
-    exercise = rendered_text(html / "book" / "chapter-1" / "exercise.html", tmp_path)
+    exercise = site.html_of("book/chapter-1/exercise.html")
     assert "Task 5: listing tasks" in exercise
     # Every hint's "Read:" link names a section that exists in the built book.
     for chapter in all_chapters():
         for check in chapter.checks:
             assert check.read, f"{check.name} names no book section to read"
             page, anchor, _title = check.read
-            built = html / (page.rsplit(".", 1)[0] + ".html")
+            built = book_html / (page.rsplit(".", 1)[0] + ".html")
             assert built.is_file(), f"{check.name}: {page} is not in the built book"
             assert f'id="{anchor}"' in built.read_text(), f"{check.name}: no section #{anchor} in {built.name}"
 
