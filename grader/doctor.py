@@ -155,6 +155,10 @@ def _sandbox() -> Finding:
         return Finding(OK, f"Your app is graded in a sandbox: {found.describe()}")
     fix = ("Install bubblewrap (`sudo apt-get install bubblewrap` on Debian or Ubuntu). Grading works without "
            "it, but your app then runs beside the grader, with your user's rights and network.")
+    if shutil.which("bwrap") is not None:  # installed, but this machine or container allows no namespaces
+        fix = ("Bubblewrap is installed, but this machine does not let it make a sandbox (containers such as "
+               "Binder's usually do not). Grading works without one, with your user's rights and network; for a "
+               "grade that must be trusted, grade on a Linux machine that allows user namespaces.")
     if sys.platform != "linux":
         fix = "Grading works without one. For a grade that must be trusted, run the grader on Linux."
     return Finding(WARN, f"Your app is graded without a sandbox ({found.detail})", fix)

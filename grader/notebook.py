@@ -88,6 +88,9 @@ class NotebookResult:
                  f"<p style=\"margin:4px 0\"><strong>{html.escape(score_line(run))}</strong><br>"
                  f"Chapter {run.chapter.number} · {html.escape(run.chapter.title)} · "
                  f"<code>{html.escape(_shown(run.learner_dir))}</code></p>"]
+        if run.sandbox == "none":  # as the terminal says it: on Binder, say, the app runs beside the grader
+            parts.append(f'<p style="margin:4px 0">Note: your app ran without a sandbox: '
+                         f"{html.escape(run.sandbox_detail)}.</p>")
         for heading, problem in _problems(run):
             parts.append(f'<div role="alert" style="{_PROBLEM}"><strong>{html.escape(heading)}</strong>'
                          f'<pre style="{_PRE}">{html.escape(problem)}</pre></div>')
@@ -98,8 +101,11 @@ class NotebookResult:
         for result in run.results:
             parts.append(_row(result, self.failed_before.get(result.check.name, 0) + 1))
         parts.append("</tbody></table>")
-        if run.all_passed:
+        if run.done:
             parts.append(f'<p style="margin:4px 0">Chapter {run.chapter.number} is done. Well done!</p>')
+        elif run.all_passed:
+            parts.append(f'<p style="margin:4px 0">These checks pass. For the chapter\'s score, run all '
+                         f'{len(run.chapter.checks)}: <code>%grader check {run.chapter.slug}</code>.</p>')
         elif not _problems(run):
             again = html.escape(self.command or f"%grader check {run.chapter.slug}")
             parts.append(f"<p style=\"margin:4px 0\">Fix the first failing check, then run <code>{again}</code> again.</p>")
@@ -149,22 +155,25 @@ def _inline_code(text: str) -> str:
 
 
 def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: float = 3.0,
-          command: str | None = None, record: bool = True) -> NotebookResult:
+          command: str | None = None, record: bool = True, only: list[str] | None = None) -> NotebookResult:
     """Grade a chapter's exercise (or `path`) like `grader check`, printing nothing.
 
     `command` is what the result tells the learner to run again; by default a `check()` call.
+    `only` names the checks to run (`grader check --only`), all of them when it is None.
     """
     try:
         found = find_chapter(str(chapter))
         folder = learner_folder(found, path)
         if not timeout > 0:
             raise UsageError("The timeout must be a positive number of seconds.")
+        for name in only or ():
+            found.check(name)  # an unknown name is a usage error here, not a failed run
         progress = Progress()
         failed_before = {check.name: progress.streak(found.slug, check.name) if record else 0
                          for check in found.checks}
         # In a process of its own, as `grader check` (which records the run in the progress):
         # the kernel never runs pytest, and never shares a process with the grading.
-        run = run_apart(found, folder, timeout, record=record)
+        run = run_apart(found, folder, timeout, record=record, only=only)
     except (UsageError, RuntimeError) as exc:
         return NotebookResult(error=str(exc))
     if command is None:
@@ -233,12 +242,14 @@ def _magic_parser() -> _MagicParser:
                               help="time limit for each request (default: 3)")
     check_parser.add_argument("--no-record", action="store_true",
                               help="leave your progress file alone (the hints then start from the first rung)")
+    check_parser.add_argument("--only", action="append", metavar="CHECK",
+                              help="run only this check (repeat for more); such a run is not recorded as a score")
     commands.add_parser("doctor", help="check the set-up of this notebook's environment", exit_on_error=False)
     return parser
 
 
 def grader_magic(line: str) -> NotebookResult | Message | None:
-    """`%grader start CHAPTER [--path DIR]`, `%grader check CHAPTER [--path DIR] [--timeout S]`
+    """`%grader start CHAPTER [--path DIR]`, `%grader check CHAPTER [--path DIR] [--timeout S] [--only CHECK]`
     or `%grader doctor`.
 
     Returns the result rather than displaying it, so IPython shows it once as the cell's output
@@ -255,7 +266,8 @@ def grader_magic(line: str) -> NotebookResult | Message | None:
         return start(args.chapter, args.path)
     if args.command == "check":
         again = f"%grader {line.strip()}".replace(" --no-record", "")
-        return check(args.chapter, args.path, args.timeout, command=again, record=not args.no_record)
+        return check(args.chapter, args.path, args.timeout, command=again, record=not args.no_record,
+                     only=args.only)
     if args.command == "doctor":
         from grader.doctor import run_doctor
 

@@ -88,6 +88,11 @@ class RunResult:
         return (self.load_problem is None and self.integrity_problem is None
                 and self.passed == len(self.results) > 0)
 
+    @property
+    def done(self) -> bool:
+        """Every check of the chapter ran and passed (not only those a `--only` run chose)."""
+        return self.all_passed and len(self.results) == len(self.chapter.checks)
+
 
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP arrived: the run ends in order, then the command exits."""

@@ -92,6 +92,16 @@ def test_messages_and_load_problems_are_html_escaped():
     assert "Fix the first failing check" not in page  # the load problem is what to fix
 
 
+def test_a_run_without_a_sandbox_says_so_in_the_table_too():
+    run = _fake_run("got: 200")
+    run.sandbox, run.sandbox_detail = "none", "this system does not allow namespaces (bwrap: <denied>)"
+    note = "Note: your app ran without a sandbox: this system does not allow namespaces (bwrap: &lt;denied&gt;)."
+    assert note in NotebookResult(run)._repr_html_()
+    assert "Note: your app ran without a sandbox: this system" in repr(NotebookResult(run))
+    run.sandbox = "bubblewrap"
+    assert "without a sandbox" not in NotebookResult(run)._repr_html_()
+
+
 def test_unknown_chapter_and_missing_folder_are_short_messages(tmp_path):
     result = check("chapter-99")
     assert result.run is None and not result.all_passed
@@ -111,8 +121,18 @@ def test_the_magic_grades_and_displays_a_table(shell):
     assert f"Score: 0/{TOTAL} checks passed" in data["text/plain"]
 
 
+def test_the_magic_runs_only_the_checks_named(shell):
+    first, second = CHAPTER.checks[0].name, CHAPTER.checks[1].name
+    result = shell.run_line_magic("grader", f"check 1 --path {shlex.quote(str(STARTER))} --only {first} "
+                                            f"--only {second} --no-record")
+    assert [r.check.name for r in result.run.results] == [first, second]
+    assert not any(r.passed for r in result.run.results)
+    assert "Score: 0/2 checks passed" in result._repr_html_()
+
+
 @pytest.mark.parametrize("line, expected", [
     ("check", "the following arguments are required: CHAPTER"),
+    ("check 1 --only no-such-check", "chapter-1 has no check named 'no-such-check'"),
     ("frobnicate 1", "invalid choice"),
     ("check 1 --timeout soon", "invalid float value"),
     ("check 1 --colour", "unrecognized arguments: --colour"),
