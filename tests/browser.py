@@ -66,9 +66,9 @@ class Browser:
     def close(self) -> None:
         try:
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):  # already gone, and reaped by someone else
             pass
-        os.waitpid(self.pid, 0)
         for fd in (self._to, self._from):
             os.close(fd)
 

@@ -122,9 +122,11 @@ class Site:
         return self.tab.evaluate("document.documentElement.outerHTML")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_tab(tmp_path_factory) -> Iterator[Tab]:
-    """One headless Chromium for the whole session, killed at its end."""
+    """One headless Chromium per test module, killed at its end. Not one per session: a grader
+    run in the test process ends by killing every child of that process that is not one of its
+    own (grader.processes.kill_orphans), and a browser started before it would be one of them."""
     try:
         browser = Browser(tmp_path_factory.mktemp("chromium") / "profile")
     except BrowserError as error:
@@ -135,6 +137,6 @@ def browser_tab(tmp_path_factory) -> Iterator[Tab]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(book_html, book_url, browser_tab) -> Site:
     return Site(book_html, book_url, browser_tab)
