@@ -153,13 +153,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format != "grader" and args.json is None:
         raise UsageError(f"--format {args.format} says how to write the --json file, and there is none: "
                          "add --json FILE (for example --json results.json).")
-    folder = learner_folder(chapter, args.path)
     limits = _limits(args)
+    only = [chapter.check(name) for name in args.only] if args.only else None
+    folder = learner_folder(chapter, args.path)  # after the command's own mistakes, whatever the folder
     stop_on_signals()  # once the command is known to run: a usage error needs no orderly ending
 
     again = f"grader check {chapter.slug}" + (f" --path {visible(str(args.path))}" if args.path else "")
     next_step = f"Fix the first failing check, then run `{again}` again."
-    only = [chapter.check(name) for name in args.only] if args.only else None
     runner = Runner(chapter, folder, limits, only=only)
     run = _grade(runner, chapter, folder, next_step, args.json, args.junit,
                  hints=not args.no_hints, record=not args.no_record, json_format=args.format)

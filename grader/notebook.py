@@ -163,11 +163,11 @@ def check(chapter: str = "chapter-1", path: str | Path | None = None, timeout: f
     """
     try:
         found = find_chapter(str(chapter))
-        folder = learner_folder(found, path)
         if not timeout > 0:
             raise UsageError("The timeout must be a positive number of seconds.")
         for name in only or ():
             found.check(name)  # an unknown name is a usage error here, not a failed run
+        folder = learner_folder(found, path)  # after the command's own mistakes, whatever the folder
         progress = Progress()
         failed_before = {check.name: progress.streak(found.slug, check.name) if record else 0
                          for check in found.checks}
