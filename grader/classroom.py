@@ -204,8 +204,7 @@ def clone(repository: str, into: Path) -> Path:
 def grade_submission(chapter: Chapter, submission: Submission, scratch: Path, env: dict[str, str],
                      request_limit: float) -> dict[str, Any]:
     """One submission's report. Whatever is wrong with the submission ends up in the report."""
-    from grader.report import as_json
-    from grader.runner import run_apart
+    from grader.runner import check_apart
 
     when = _now()
     try:
@@ -218,8 +217,8 @@ def grade_submission(chapter: Chapter, submission: Submission, scratch: Path, en
             learner_folder(chapter, folder)
         except UsageError as exc:
             raise UsageError(str(exc).replace(str(folder.resolve()), submission.source)) from None
-        run = run_apart(chapter, folder, request_limit, env=env, record=False)
-        result = as_json(run)
+        # The record the grading process wrote, fingerprints included, as it wrote it.
+        result = check_apart(chapter, folder, request_limit, env=env, record=False)
         result["path"] = submission.source  # the facilitator's name for it, not a scratch clone's
         entry = chapter_entry(GRADED, when, submission.source, None, result)
     except (UsageError, RuntimeError, OSError) as exc:

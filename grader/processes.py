@@ -40,23 +40,31 @@ def become_subreaper() -> None:
         pass
 
 
-def kill_orphans() -> None:
-    """Kill and reap adopted processes that are not a running host."""
-    me = str(os.getpid()).encode()
+def own_children() -> set[int]:
+    """The processes whose parent is this one, direct children and adopted orphans alike."""
+    me, found = str(os.getpid()).encode(), set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            # Bytes: a process may give itself any name, valid UTF-8 or not, ")" included.
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            if len(fields) > 1 and fields[1] == me:
+                found.add(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def kill_orphans(spared: set[int] | frozenset[int] = frozenset()) -> None:
+    """Kill and reap adopted processes that are not a running host, nor one of `spared`: the
+    children this process already had when the host started, which other code here owns (a
+    notebook's kernel or a test's browser)."""
     with _CHILDREN_LOCK:
-        for entry in Path("/proc").glob("[0-9]*"):
+        for pid in own_children() - _CHILDREN - set(spared):
             try:
-                # Bytes: a process may give itself any name, valid UTF-8 or not, ")" included.
-                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
-                pid = int(entry.name)
-            except (OSError, ValueError, IndexError):
-                continue
-            if len(fields) > 1 and fields[1] == me and pid not in _CHILDREN:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                except (ProcessLookupError, ChildProcessError, PermissionError):
-                    pass
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError, PermissionError):
+                pass
 
 
 class Pump(threading.Thread):

@@ -306,15 +306,13 @@ def classify(exc: BaseException, phase: str) -> dict[str, Any]:
                                         "be a grader bug: please report it with this message."}
 
 
-def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
-              env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None) -> RunResult:
-    """`grader check` in a process of its own, read back from its JSON result.
+def check_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
+                env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None) -> dict:
+    """`grader check` in a process of its own: the grader-result/1 record it wrote.
 
     For callers that must not run pytest in their own process: a Jupyter kernel (the notebook
-    magic) and `grader verify`, which grades many folders side by side.
+    magic), and `grader verify` and `grader batch`, which grade many folders side by side.
     """
-    from grader.report import from_json  # report imports this module
-
     with tempfile.TemporaryDirectory(prefix="grader-apart-") as folder_for_result:
         result = Path(folder_for_result) / "result.json"
         command = [sys.executable, "-m", "grader", "check", chapter.slug, "--path", str(folder),
@@ -323,10 +321,25 @@ def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
         finished = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env=env, check=False)
         try:
-            return from_json(json.loads(result.read_text()), chapter)
-        except (OSError, ValueError, KeyError) as exc:
+            data = json.loads(result.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
+                raise ValueError("not a grader-result/1 record")
+            return data
+        except (OSError, ValueError) as exc:
             detail = finished.stderr.decode(errors="replace").strip()[-2000:] or f"exit status {finished.returncode}"
             raise RuntimeError(f"`grader check` did not produce a result ({exc}): {detail}") from None
+
+
+def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
+              env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None) -> RunResult:
+    """`check_apart`, read back as a RunResult."""
+    from grader.report import from_json  # report imports this module
+
+    data = check_apart(chapter, folder, request_limit, env, record, only)
+    try:
+        return from_json(data, chapter)
+    except (KeyError, TypeError) as exc:
+        raise RuntimeError(f"`grader check` did not produce a result (no {exc} in it)") from None
 
 
 class Runner:

@@ -30,7 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from grader.processes import Pump, become_subreaper, kill_orphans, register_child, unregister_child
+from grader.processes import Pump, become_subreaper, kill_orphans, own_children, register_child, unregister_child
 
 BOOT = Path(__file__).resolve().parent / "apphost.py"
 MESSAGE_LIMIT = 1 << 20
@@ -158,10 +158,12 @@ class AppHost:
         if site.ENABLE_USER_SITE and site.USER_SITE and Path(site.USER_SITE).is_dir():
             env["PYTHONUSERBASE"] = site.getuserbase()  # packages from `pip install --user`, HOME aside
         python = [sys.executable, "-B", str(boot), str(theirs.fileno())]
+        self._spared: set[int] = set()  # without a sandbox: children this process had before the host
         if sandbox.isolated:
             command = [*bubblewrap_command(area), "--chdir", str(area), "--", *python]
         else:
             become_subreaper()
+            self._spared = own_children()
             command = [*python, str(os.getpid())]
         out_read, out_write = os.pipe()
         self.process = subprocess.Popen(
@@ -287,7 +289,7 @@ class AppHost:
         except OSError:
             pass
         if not self.sandbox.isolated:
-            kill_orphans()
+            kill_orphans(self._spared)
 
 
 class Output:
