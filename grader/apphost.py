@@ -24,9 +24,11 @@ nothing else: the verdict is decided in a process this one cannot see.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -42,6 +44,7 @@ PRELOAD = (
     "sqlalchemy.dialects.sqlite", "uvicorn", "uvicorn.config", "uvicorn.server",
     "uvicorn.protocols.http.h11_impl", "uvicorn.lifespan.on", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
     "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled", "anyio.streams.tls",
+    "uvloop", "uvicorn.loops.uvloop", "concurrent.futures.thread", "fastapi.telemetry._runtime",
 )
 MESSAGE_LIMIT = 1 << 20
 LIMITS = {
@@ -334,8 +337,12 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
         try:
             engine.dispose(close=False)  # connections opened before the fork belong to the parent
             database = own_database(engine, objects.get("sqlite_file"), Path(spec["cwd"]) / "database.sqlite")
-            base.metadata.drop_all(engine)
-            base.metadata.create_all(engine)
+            template = objects.get("tables")
+            if database is not None and template is not None and not spec.get("import"):
+                shutil.copyfile(template, database)  # the host made these tables the same way, once
+            else:
+                base.metadata.drop_all(engine)
+                base.metadata.create_all(engine)
         except BaseException as exc:
             frames = learner_frames(exc.__traceback__, home)
             reporter.report(event="reset-error", type=type(exc).__name__, message=first_line(exc), frames=frames)
@@ -345,8 +352,11 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
     import uvicorn
 
     sock = socket.socket(fileno=listener)
+    # uvicorn's logging set-up walks every logger (SQLAlchemy makes many); the host has done it
+    # already after the import, unless this process imported the learner's module again.
+    kept = {"log_config": None} if objects.get("logging_ready") and not spec.get("import") else {}
     config = uvicorn.Config(reporter, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=0)
+                            timeout_graceful_shutdown=0, **kept)
     uvicorn.Server(config).run(sockets=[sock])
     os._exit(0)
 
@@ -414,6 +424,39 @@ def own_databases(engine: Any) -> bool:
     return engine is not None and engine.url.get_backend_name() == "sqlite"
 
 
+def table_template(engine: Any, base: Any, name: str | None, target: Path) -> str | None:
+    """In the host, once: the fresh tables that every app process would otherwise create
+    (drop_all, then create_all, on a new SQLite file), made in `target` for each to copy.
+
+    The same statements run, with the learner's own events, in a file of the same kind, so a
+    copy is what an app process would have made itself, in a millisecond instead of tens.
+    None (each app process makes its own tables, and reports what fails) when the engine is
+    not a file-backed SQLite one or making the tables fails here.
+    """
+    if name is None:
+        return None
+    import sqlite3
+    import sqlite3.dbapi2
+
+    real = sqlite3.dbapi2.connect
+    try:
+        engine.dispose()  # the import's own connections, to its own file
+        own_database(engine, name, target)
+        base.metadata.drop_all(engine)
+        base.metadata.create_all(engine)
+        engine.dispose()  # closed: the file is complete on disk, journal and WAL folded in
+        return str(target)
+    except BaseException:
+        try:
+            engine.dispose()
+        except BaseException:
+            pass
+        target.unlink(missing_ok=True)
+        return None
+    finally:
+        sqlite3.dbapi2.connect = sqlite3.connect = real
+
+
 def own_database(engine: Any, name: str | None, target: Path) -> str | None:
     """Point this app process's SQLite file at `target`, in the check's own folder.
 
@@ -443,14 +486,68 @@ def own_database(engine: Any, name: str | None, target: Path) -> str | None:
     return str(target)
 
 
-def warm_up(app: Any) -> None:
-    """Import what uvicorn imports on its first start, once, before the app processes fork."""
+def configure_orm(limit: float = 2.0) -> None:
+    """Configure SQLAlchemy's mappers once, here, rather than in every app process on its first
+    query. Tried first in a throwaway child: a mapping that fails (or hangs) is left for each
+    app process to meet, so the learner reads SQLAlchemy's own error, not its later summary."""
+    import time
+
+    try:
+        from sqlalchemy.orm import configure_mappers
+    except ImportError:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            configure_mappers()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    deadline = time.monotonic() + limit
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.002)
+    if os.waitstatus_to_exitcode(status) == 0:
+        try:
+            configure_mappers()
+        except BaseException:
+            pass
+
+
+def warm_up(app: Any) -> bool:
+    """Do once, before the app processes fork, the library work each would repeat on its
+    first start and first requests: uvicorn's logging set-up and imports, and the reading of
+    each endpoint's source that FastAPI does on a route's first request (the tokenizer's
+    patterns alone take a CPU-hundredth to compile). True once uvicorn's logging is set up."""
+    logging_ready = False
     try:
         import uvicorn
 
-        uvicorn.Config(app, lifespan="on").load()
+        config = uvicorn.Config(app, lifespan="on")  # sets up uvicorn's logging, as each app's would
+        logging_ready = True
+        config.load()
     except Exception:
         pass  # the app process will meet the same problem and report it
+    try:
+        import inspect
+
+        inspect.getsourcelines(warm_up)
+        import fastapi.routing
+
+        extract = getattr(fastapi.routing, "_extract_endpoint_context", None)  # FastAPI's own cache
+        for route in getattr(app, "routes", None) or ():
+            call = getattr(getattr(route, "dependant", None), "call", None)
+            if extract is not None and call is not None:
+                extract(call)
+    except Exception:
+        pass
+    return logging_ready
 
 
 def main() -> None:
@@ -490,7 +587,12 @@ def main() -> None:
                 continue
             objects = loaded
             send(control, loaded=True, own_databases=own_databases(objects.get("engine")))
-            warm_up(objects["app"])
+            if own_databases(objects.get("engine")) and objects.get("base") is not None:
+                objects["tables"] = table_template(objects["engine"], objects["base"], objects.get("sqlite_file"),
+                                                   Path(spec["cwd"]).resolve() / ".grader-tables.sqlite")
+            configure_orm()
+            objects["logging_ready"] = warm_up(objects["app"])
+            gc.freeze()  # what the host made stays put: no app process's collector copies its pages
         elif command == "start":
             pid = os.fork()
             if pid == 0:

@@ -218,7 +218,7 @@ def grade_submission(chapter: Chapter, submission: Submission, scratch: Path, en
         except UsageError as exc:
             raise UsageError(str(exc).replace(str(folder.resolve()), submission.source)) from None
         # The record the grading process wrote, fingerprints included, as it wrote it.
-        result = check_apart(chapter, folder, request_limit, env=env, record=False)
+        result = check_apart(chapter, folder, request_limit, env=env, record=False, warm=True)
         result["path"] = submission.source  # the facilitator's name for it, not a scratch clone's
         entry = chapter_entry(GRADED, when, submission.source, None, result)
     except (UsageError, RuntimeError, OSError) as exc:

@@ -161,6 +161,7 @@ class Supervisor:
         self._load_started = time.monotonic()
         self._loaded: bool | None = None
         self._next: App | None = None  # the next check's app, started while this check runs
+        self.checks_after: int | None = None  # checks still to come after this one (None: not known)
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -352,9 +353,10 @@ class Supervisor:
         """Start the next check's app now, so that its start-up overlaps this check.
 
         Only when each app's database is its own (a relative SQLite path lands in each app's
-        own folder); a database shared by path must not be reset while a check uses it.
+        own folder); a database shared by path must not be reset while a check uses it. Not
+        during the last check: no check would use it.
         """
-        if self._next is None and host.own_databases and not host.dead:
+        if self._next is None and host.own_databases and not host.dead and self.checks_after != 0:
             try:
                 self._next = self._start(host)
             except (HostProblem, TimeoutError):
