@@ -325,6 +325,7 @@ def _check_in_fork(argv: list[str], env: dict[str, str], cwd: str, stderr: str) 
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
+    tempfile.tempdir = None  # found again from this environment's TMPDIR
     code: Any = 1
     try:
         from grader.cli import main
@@ -343,10 +344,14 @@ def _check_in_fork(argv: list[str], env: dict[str, str], cwd: str, stderr: str) 
 
 def _warm_context() -> Any:
     """A multiprocessing context whose processes fork from one server that has imported the
-    grader, pytest and httpx once (about half a CPU-second per `grader check` saved)."""
+    grader, pytest and httpx once (about half a CPU-second per `grader check` saved), or None
+    where there is no such server (Windows)."""
     import multiprocessing
 
-    context = multiprocessing.get_context("forkserver")
+    try:
+        context = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return None
     context.set_forkserver_preload(_WARM_MODULES)
     return context
 
@@ -366,9 +371,10 @@ def check_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
         argv = ["check", chapter.slug, "--path", str(folder),
                 "--timeout", str(request_limit), "--json", str(result), *([] if record else ["--no-record"]),
                 *(option for name in only or () for option in ("--only", name))]
-        if warm:
+        context = _warm_context() if warm else None
+        if context is not None:
             said = Path(folder_for_result) / "stderr"
-            process = _warm_context().Process(
+            process = context.Process(
                 target=_check_in_fork, args=(argv, dict(os.environ if env is None else env), os.getcwd(), str(said)))
             process.start()
             process.join()
@@ -389,11 +395,12 @@ def check_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
 
 
 def run_apart(chapter: Chapter, folder: Path, request_limit: float = 3.0,
-              env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None) -> RunResult:
+              env: dict[str, str] | None = None, record: bool = True, only: list[str] | None = None,
+              warm: bool = False) -> RunResult:
     """`check_apart`, read back as a RunResult."""
     from grader.report import from_json  # report imports this module
 
-    data = check_apart(chapter, folder, request_limit, env, record, only)
+    data = check_apart(chapter, folder, request_limit, env, record, only, warm)
     try:
         return from_json(data, chapter)
     except (KeyError, TypeError) as exc:

@@ -133,7 +133,7 @@ def verify(chapters: list[Chapter], stream: TextIO | None = None, workers: int |
                 try:  # each job is a `grader check` of its own, as a learner would run it
                     # A mutant needs only the checks that claim it: the others are not judged.
                     only = list(job.mutant.caught_by) if job.mutant else None
-                    return run_apart(job.chapter, job.folder, env=env, only=only)
+                    return run_apart(job.chapter, job.folder, env=env, only=only, warm=True)
                 finally:
                     running.discard(job.label)
 
