@@ -195,6 +195,42 @@ def test_a_failing_startup_names_the_learners_line(submission, grade):
     assert re.search(r"tracker/main.py, line \d+, in lifespan", message)
 
 
+# --- What the host does once for every app process ----------------------------------------------
+
+CREATE_ALL = "Base.metadata.create_all(engine)\n"
+
+
+def test_tables_that_fail_only_in_a_checks_database_are_reported_in_each_check(submission, grade):
+    """The host makes the tables once for every app process to copy; when that fails, each
+    app process makes its own, and each check says why they could not be made."""
+    listener = (
+        "from sqlalchemy import event\n\n\n"
+        "@event.listens_for(Base.metadata, 'after_create')\n"
+        "def only_in_my_file(target, connection, **kw):\n"
+        "    name = connection.exec_driver_sql('PRAGMA database_list').fetchall()[0][2]\n"
+        "    if not name.endswith('tracker.db'):\n"
+        "        raise RuntimeError('tables refused in ' + name.rsplit('/', 1)[-1])\n\n\n"
+    )
+    run = grade(submission(find=CREATE_ALL, replace=listener + CREATE_ALL))
+    assert run.load_problem is None and run.passed == 0
+    for result in run.results:
+        assert "could not create its tables" in result.message, result.message
+        assert "RuntimeError: tables refused in database.sqlite" in result.message
+        assert re.search(r"tracker/main.py, line \d+, in only_in_my_file", result.message)
+
+
+def test_a_broken_mapping_is_reported_in_sqlalchemys_own_words(submission, grade):
+    """The host configures the mappers once only when that works: a mapping that cannot be
+    configured reaches the learner as SQLAlchemy's first error, not its later summary."""
+    run = grade(submission(find="    hashed_password: Mapped[str] = mapped_column(String(128))\n",
+                           replace="    hashed_password: Mapped[str] = mapped_column(String(128))\n"
+                                   "    ghosts = relationship('Ghost')\n",
+                           also=[("from sqlalchemy.orm import ", "from sqlalchemy.orm import relationship, ")]))
+    message = failing(run)["user-reads-hide-private-fields"].message
+    assert "expression 'Ghost' failed to locate a name" in message, message
+    assert "One or more mappers failed" not in message
+
+
 def test_a_slow_import_within_the_limit_still_passes(submission, grade):
     assert grade(submission(append="\nimport time as _t\n_t.sleep(1.5)\n")).all_passed
 
