@@ -222,3 +222,26 @@ def test_summary_page_shows_the_table_and_heatmap_in_a_browser_and_names_as_text
     assert browser_tab.evaluate("document.querySelectorAll('script, b').length") == 0
     stuck = browser_tab.evaluate("document.getElementById('stuck').textContent")
     assert stuck == "No check stumps more than half the room."
+
+
+# --- The warm grading server that batch and verify fork their runs from -------------------------
+
+
+def test_a_warm_run_is_a_grader_check_of_its_own(tmp_path):
+    """`check_apart(warm=True)` forks each run from a server that imported the grader once: the
+    record is a new interpreter's, the run sees the environment it is given (not the server's),
+    and a run that makes no record is reported with the grader's own words."""
+    from grader.runner import check_apart
+
+    only = ["create-user-returns-public-fields"]
+    cold = check_apart(CHAPTER, SOLUTION, record=False, only=only)
+    warm = check_apart(CHAPTER, SOLUTION, record=False, only=only, warm=True,
+                       env={**os.environ, "GRADER_SANDBOX": "none"})
+    assert [c["status"] for c in warm["checks"]] == [c["status"] for c in cold["checks"]] == ["passed"]
+    assert warm["fingerprint"] == cold["fingerprint"]
+    assert warm["sandbox"] == "none"
+    starter = tmp_path / "starter"
+    materialize(CHAPTER, starter)
+    assert check_apart(CHAPTER, starter, record=False, only=only, warm=True)["checks"][0]["status"] != "passed"
+    with pytest.raises(RuntimeError, match="did not produce a result.*grader: There is no folder .*nowhere"):
+        check_apart(CHAPTER, tmp_path / "nowhere", record=False, warm=True)
