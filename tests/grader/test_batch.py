@@ -245,3 +245,59 @@ def test_a_warm_run_is_a_grader_check_of_its_own(tmp_path):
     assert check_apart(CHAPTER, starter, record=False, only=only, warm=True)["checks"][0]["status"] != "passed"
     with pytest.raises(RuntimeError, match="did not produce a result.*grader: There is no folder .*nowhere"):
         check_apart(CHAPTER, tmp_path / "nowhere", record=False, warm=True)
+
+
+def _in_session(session: int) -> list[str]:
+    """The live processes of a session (the batch's own, its warm server and its runs)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry.name}/stat", "rb").read().rsplit(b")", 1)[1].split()
+            command = open(f"/proc/{entry.name}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] != b"Z" and int(fields[3]) == session:
+            found.append(f"{entry.name}: {command[:100]}")
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_the_batch_in_order_and_leaves_nothing_running(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole foreground group): the batch says it stopped and
+    exits 130, the reports already written stay valid, no further submission is started, and no
+    process (the warm server, a run, an app) or scratch folder is left behind."""
+    import signal
+    import time
+
+    from .conftest import leftovers
+
+    room, out = tmp_path / "room", tmp_path / "reports"
+    for number in range(8):
+        shutil.copytree(SOLUTION, room / f"learner-{number}", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "GRADER_STATE_DIR": str(tmp_path / "state"), "TMPDIR": str(tmp_path)}
+    batch = subprocess.Popen([sys.executable, "-m", "grader", "batch", "chapter-1", str(room), "--out", str(out),
+                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*.json")) and batch.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert batch.poll() is None, "the batch ended before it could be interrupted"
+        os.killpg(batch.pid, signal.SIGINT)
+        _, stderr = batch.communicate(timeout=60)
+    finally:
+        if batch.poll() is None:
+            os.killpg(batch.pid, signal.SIGKILL)
+    assert batch.returncode == 130, stderr
+    assert "grader: stopped (SIGINT)" in stderr
+    written = sorted(out.glob("*.json"))
+    assert 1 <= len(written) < 8, [path.name for path in written]
+    for path in written:
+        validator().validate(json.loads(path.read_text()))
+    deadline = time.monotonic() + 10
+    while (_in_session(batch.pid) or leftovers(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _in_session(batch.pid) == [] and leftovers(tmp_path) == []
+    assert not list(tmp_path.glob("grader-batch-*")) and not list(tmp_path.glob("grader-apart-*"))
