@@ -9,9 +9,11 @@ commands over a Unix socket pair (SOCK_SEQPACKET: one JSON message each) and it 
     → {"cmd": "start", "id": N, ...}  ← {"started": N, "pid": ...}   (three fds come with it)
     → {"cmd": "stop", "id": N}        ← {"stopped": N, "status": ...}
 
-`load` imports the learner's module once, here. `start` forks a fresh app process for one
-check: it moves into that check's folder, gives the engine an SQLite file there, recreates
-the tables, and serves the app with uvicorn on the listening socket that the checker created
+`load` imports the learner's module once, here, then does the set-up every app process would
+repeat (the tables in a template file, the mappers, uvicorn's logging and imports), and
+freezes the heap. `start` forks a fresh app process for one check: it moves into that check's
+folder, gives the engine an SQLite file there with fresh tables (a copy of the template, or
+made anew), and serves the app with uvicorn on the listening socket that the checker created
 and passed in. Its output goes to a
 pipe the checker reads; crashes inside requests are reported on a second pipe, as JSON lines
 numbered by the request's place in the order of arrival (the checker sends one request at a
