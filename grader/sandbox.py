@@ -69,10 +69,19 @@ class HostProblem(Exception):
 
 
 def _hidden_roots() -> list[Path]:
-    """Folders the app must not see: the clone (hidden checks, solutions), the grader, home, temp."""
+    """Folders the app must not see: the clone (hidden checks, solutions), the grader, home, temp.
+
+    Temp is /tmp, /var/tmp and wherever TMPDIR points: other runs' scratch areas live there (a
+    batch's other learners), and so does the socket of the warm server that `grader batch`
+    forks its runs from, which would run whatever a connecting process sent it."""
+    import tempfile
+
     from grader.catalogue import course_root
 
     roots = [Path(__file__).resolve().parent, Path("/tmp"), Path("/var/tmp")]
+    scratch = Path(tempfile.gettempdir()).resolve()
+    if scratch != Path(scratch.anchor) and scratch not in roots:
+        roots.append(scratch)
     if (root := course_root()) is not None:
         roots.append(root)
     home = Path.home()

@@ -4,9 +4,16 @@ Every test here also checks (through the `grade` fixture) that the learner's fol
 exactly as it was, and that no process of the run is left running.
 """
 
+import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from grader.runner import ERROR, FAILED, NOT_RUN, TIMEOUT
+from grader.sandbox import detect
 
 GET_USER = "def get_user(user_id: int):\n"
 # The checks that send GET /users/{id}: a fault in get_user fails these, and only these.
@@ -261,6 +268,42 @@ def test_name_lookups_fail_too(submission, grade):
 
 def test_gettext_install_is_honest_code(submission, grade):
     assert grade(submission(append="\nimport gettext\ngettext.install('tracker')\n")).all_passed
+
+
+def _folder_outside_hidden_temp() -> Path | None:
+    """A new folder that is not under /tmp, /var/tmp, /dev or home, where this user may write."""
+    candidates = [os.environ.get("XDG_RUNTIME_DIR", ""), "/run", "/var/cache", "/srv", "/opt"]
+    for parent in filter(None, candidates):
+        parent_path = Path(parent)
+        if any(parent_path.is_relative_to(root) for root in (Path("/tmp"), Path("/var/tmp"), Path("/dev"), Path.home())):
+            continue
+        try:
+            return Path(tempfile.mkdtemp(prefix="grader-test-tmp-", dir=parent_path))
+        except OSError:
+            continue
+    return None
+
+
+def test_a_temp_folder_outside_tmp_is_hidden_from_the_app_too(submission, grade, monkeypatch):
+    """TMPDIR holds other runs' scratch areas (a batch's other learners) and the socket of the
+    warm server that `grader batch` forks its runs from: a sandboxed app must not see it,
+    wherever it points, not only under /tmp."""
+    if not detect().isolated:
+        pytest.skip("no sandbox on this machine: nothing is hidden from the app")
+    scratch = _folder_outside_hidden_temp()
+    if scratch is None:
+        pytest.skip("no folder outside /tmp, /var/tmp and home to put TMPDIR in")
+    try:
+        marker = scratch / "another-learners-file"
+        marker.write_text("not yours\n")
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        monkeypatch.setenv("TMPDIR", str(scratch))
+        run = grade(submission(append=f"\nimport os as _os\nif _os.path.exists({str(marker)!r}):\n"
+                                      f"    raise RuntimeError('the app saw ' + {str(marker)!r})\n"))
+        assert run.load_problem is None, run.load_problem
+        assert run.all_passed
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_a_database_next_to_the_module_leaves_the_learners_own_database_alone(submission, grade):
