@@ -340,7 +340,7 @@ def serve_one(spec: dict, objects: dict[str, Any], home: Path, fds: list[int]) -
             engine.dispose(close=False)  # connections opened before the fork belong to the parent
             database = own_database(engine, objects.get("sqlite_file"), Path(spec["cwd"]) / "database.sqlite")
             template = objects.get("tables")
-            if database is not None and template is not None and not spec.get("import"):
+            if template is not None and not spec.get("import"):  # a template means an SQLite file
                 shutil.copyfile(template, database)  # the host made these tables the same way, once
             else:
                 base.metadata.drop_all(engine)
@@ -537,9 +537,6 @@ def warm_up(app: Any) -> bool:
     except Exception:
         pass  # the app process will meet the same problem and report it
     try:
-        import inspect
-
-        inspect.getsourcelines(warm_up)
         import fastapi.routing
 
         extract = getattr(fastapi.routing, "_extract_endpoint_context", None)  # FastAPI's own cache
@@ -589,8 +586,8 @@ def main() -> None:
                 continue
             objects = loaded
             send(control, loaded=True, own_databases=own_databases(objects.get("engine")))
-            if own_databases(objects.get("engine")) and objects.get("base") is not None:
-                objects["tables"] = table_template(objects["engine"], objects["base"], objects.get("sqlite_file"),
+            if objects.get("base") is not None:  # None unless the engine opens an SQLite file
+                objects["tables"] = table_template(objects.get("engine"), objects["base"], objects.get("sqlite_file"),
                                                    Path(spec["cwd"]).resolve() / ".grader-tables.sqlite")
             configure_orm()
             objects["logging_ready"] = warm_up(objects["app"])
